@@ -1,0 +1,162 @@
+/**
+ * Gateway configuration: the only module that reads environment variables.
+ *
+ * Every variable is declared once in ENV_SCHEMA (name, type, default, description). The
+ * README's configuration table is generated from the same list (`npm run docs:config`), so
+ * the documentation cannot drift from what the code accepts.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+
+export interface Config {
+  /** Interface the HTTP server binds to. */
+  readonly host: string;
+  readonly port: number;
+  /** Public base URL of the server, used in Location headers, Bundle links and fullUrls. */
+  readonly baseUrl: string;
+  /** PostgreSQL connection string; when absent the embedded PGlite store in dataDir is used. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly dbPoolMax: number;
+  /** Load the demo county community on first start with an empty database. */
+  readonly demoData: boolean;
+  readonly profilesDir: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Largest accepted request body in bytes. */
+  readonly bodyLimit: number;
+  readonly defaultPageSize: number;
+  readonly maxPageSize: number;
+  /** Search page size above which `_include` results are refused, to bound response size. */
+  readonly maxIncludes: number;
+}
+
+interface EnvVar {
+  readonly name: string;
+  readonly key: keyof Config;
+  readonly type: 'string' | 'integer' | 'boolean' | 'url';
+  readonly default?: string;
+  readonly enum?: readonly string[];
+  readonly min?: number;
+  readonly max?: number;
+  readonly description: string;
+}
+
+export const ENV_VARS: readonly EnvVar[] = [
+  { name: 'HOST', key: 'host', type: 'string', default: '127.0.0.1', description: 'Interface the HTTP server listens on.' },
+  { name: 'PORT', key: 'port', type: 'integer', default: '8080', min: 0, max: 65535, description: 'HTTP port.' },
+  {
+    name: 'BASE_URL',
+    key: 'baseUrl',
+    type: 'url',
+    description: 'Public base URL (as clients see it) used in `Location`, Bundle links and `fullUrl`. Default `http://HOST:PORT`.',
+  },
+  {
+    name: 'DATABASE_URL',
+    key: 'databaseUrl',
+    type: 'url',
+    description: 'PostgreSQL connection string (`postgres://user@host:5432/db`). Unset: embedded PGlite store in `DATA_DIR`.',
+  },
+  { name: 'DATA_DIR', key: 'dataDir', type: 'string', default: './data', description: 'Directory of the embedded PGlite database.' },
+  { name: 'DB_POOL_MAX', key: 'dbPoolMax', type: 'integer', default: '10', min: 1, max: 500, description: 'Size of the PostgreSQL connection pool.' },
+  {
+    name: 'DEMO_DATA',
+    key: 'demoData',
+    type: 'boolean',
+    default: 'auto',
+    description: 'Load the demo county community into an empty database: `true`, `false`, or `auto` (only for the embedded store).',
+  },
+  { name: 'PROFILES_DIR', key: 'profilesDir', type: 'string', default: './profiles', description: 'StructureDefinitions and SearchParameters loaded at start.' },
+  {
+    name: 'LOG_LEVEL',
+    key: 'logLevel',
+    type: 'string',
+    default: 'info',
+    enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    description: 'pino log level.',
+  },
+  { name: 'BODY_LIMIT', key: 'bodyLimit', type: 'integer', default: '5242880', min: 1024, description: 'Largest accepted request body, in bytes (default 5 MiB).' },
+  { name: 'DEFAULT_PAGE_SIZE', key: 'defaultPageSize', type: 'integer', default: '20', min: 1, max: 1000, description: 'Search page size when `_count` is absent.' },
+  { name: 'MAX_PAGE_SIZE', key: 'maxPageSize', type: 'integer', default: '1000', min: 1, max: 10000, description: 'Largest `_count` honoured; larger values are lowered to it.' },
+  { name: 'MAX_INCLUDES', key: 'maxIncludes', type: 'integer', default: '5000', min: 0, description: 'Most resources `_include`/`_revinclude` may add to one page.' },
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function schemaFor(v: EnvVar): Record<string, unknown> {
+  switch (v.type) {
+    case 'integer':
+      return { type: 'string', pattern: '^[0-9]+$' };
+    case 'boolean':
+      return { type: 'string', enum: ['true', 'false', 'auto', '1', '0'] };
+    case 'url':
+      return { type: 'string', pattern: '^[a-zA-Z][a-zA-Z0-9+.-]*://' };
+    default:
+      return v.enum ? { type: 'string', enum: v.enum } : { type: 'string', minLength: 1 };
+  }
+}
+
+const ajv = new Ajv({ allErrors: true });
+const validateEnv = ajv.compile({
+  type: 'object',
+  properties: Object.fromEntries(ENV_VARS.map((v) => [v.name, schemaFor(v)])),
+});
+
+function describeError(e: ErrorObject, env: Record<string, string | undefined>): string {
+  const name = e.instancePath.replace(/^\//, '');
+  const v = ENV_VARS.find((x) => x.name === name);
+  const got = JSON.stringify(env[name]);
+  if (v?.type === 'integer') return `${name}=${got} is not a whole number`;
+  if (v?.type === 'boolean') return `${name}=${got} must be true, false or auto`;
+  if (v?.type === 'url') return `${name}=${got} is not a URL (expected scheme://...)`;
+  if (v?.enum) return `${name}=${got} must be one of ${v.enum.join(', ')}`;
+  return `${name}=${got} ${e.message ?? 'is invalid'}`;
+}
+
+/** Reads, validates and freezes the configuration. Throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present: Record<string, string> = {};
+  for (const v of ENV_VARS) {
+    const raw = env[v.name];
+    if (raw !== undefined && raw !== '') present[v.name] = raw;
+  }
+  const problems: string[] = [];
+  if (!validateEnv(present)) {
+    for (const e of validateEnv.errors ?? []) problems.push(describeError(e, present));
+  }
+  const values: Record<string, unknown> = {};
+  for (const v of ENV_VARS) {
+    const raw = present[v.name] ?? v.default;
+    if (raw === undefined) {
+      values[v.key] = undefined;
+      continue;
+    }
+    if (v.type === 'integer') {
+      const n = Number(raw);
+      if (Number.isSafeInteger(n)) {
+        if (v.min !== undefined && n < v.min) problems.push(`${v.name}=${n} is below the minimum ${v.min}`);
+        if (v.max !== undefined && n > v.max) problems.push(`${v.name}=${n} is above the maximum ${v.max}`);
+      }
+      values[v.key] = n;
+    } else if (v.type === 'boolean') {
+      values[v.key] = raw;
+    } else {
+      values[v.key] = raw;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  const databaseUrl = values.databaseUrl as string | undefined;
+  const demo = String(values.demoData);
+  const config: Config = {
+    ...(values as unknown as Config),
+    baseUrl: String(values.baseUrl ?? `http://${String(values.host)}:${String(values.port)}`).replace(/\/+$/, ''),
+    demoData: demo === 'auto' ? databaseUrl === undefined : demo === 'true' || demo === '1',
+  };
+  if (config.maxPageSize < config.defaultPageSize) {
+    throw new ConfigError([`DEFAULT_PAGE_SIZE=${config.defaultPageSize} is above MAX_PAGE_SIZE=${config.maxPageSize}`]);
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,176 @@
+/**
+ * One database interface over two engines: a PostgreSQL server through a `pg` pool, or an embedded
+ * PGlite database. Both speak the same SQL with `$n` parameters; everything above this file is
+ * engine-agnostic.
+ */
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
+import { GatewayError } from '../errors.js';
+
+export interface QueryResult<T> {
+  rows: T[];
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /** Runs several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn in one database transaction: committed when fn resolves, rolled back when it throws. */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+/** int8 as a JS number (ids and counts stay far below 2^53), the same as PGlite returns. */
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID) return (v: string) => Number(v);
+    if (oid === NUMERIC_OID) return (v: string) => v;
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+function unavailable(cause: unknown): GatewayError {
+  return new GatewayError('GW_ERR_UNAVAILABLE', 'The database is not reachable; retry later', { cause });
+}
+
+/** Connection-level failures become 503 so that clients retry; SQL errors pass through. */
+function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
+    /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(String((e as Error).message))
+  );
+}
+
+export class PostgresDb implements Db {
+  readonly kind = 'postgres';
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, options: { max?: number; schema?: string } = {}) {
+    this.pool = new pg.Pool({
+      connectionString,
+      max: options.max ?? 10,
+      types: pgTypes,
+      connectionTimeoutMillis: 5000,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    this.pool.on('error', () => undefined);
+  }
+
+  async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
+    try {
+      const r = await this.pool.query(sql, params as unknown[]);
+      return { rows: r.rows as T[] };
+    } catch (e) {
+      throw isConnectionError(e) ? unavailable(e) : e;
+    }
+  }
+
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw unavailable(e);
+    }
+    let broken = false;
+    const q: Queryable = {
+      query: async <R>(sql: string, params: readonly unknown[] = []) => {
+        try {
+          const r = await client.query(sql, params as unknown[]);
+          return { rows: r.rows as R[] };
+        } catch (e) {
+          if (isConnectionError(e)) {
+            broken = true;
+            throw unavailable(e);
+          }
+          throw e;
+        }
+      },
+      exec: async (sql: string) => {
+        await q.query(sql);
+      },
+    };
+    try {
+      await client.query('BEGIN');
+      const result = await fn(q);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
+      throw isConnectionError(e) ? unavailable(e) : e;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.query(sql);
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export class PgliteDb implements Db {
+  readonly kind = 'pglite';
+
+  private constructor(private readonly pglite: PGlite) {}
+
+  /** dataDir undefined: an in-memory database (tests). */
+  static async open(dataDir?: string): Promise<PgliteDb> {
+    if (dataDir) mkdirSync(dataDir, { recursive: true });
+    const db = dataDir ? new PGlite(dataDir) : new PGlite();
+    await db.waitReady;
+    return new PgliteDb(db);
+  }
+
+  async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
+    const r = await this.pglite.query<T>(sql, params as unknown[]);
+    return { rows: r.rows };
+  }
+
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    // PGlite is one connection: its transaction() holds an exclusive lock so that
+    // concurrent requests queue instead of interleaving inside one transaction.
+    return this.pglite.transaction(async (t) =>
+      fn({
+        query: async <R>(sql: string, params: readonly unknown[] = []) => {
+          const r = await t.query<R>(sql, params as unknown[]);
+          return { rows: r.rows };
+        },
+        exec: async (sql: string) => {
+          await t.exec(sql);
+        },
+      }),
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pglite.close();
+  }
+
+  /** Multi-statement SQL (migrations). */
+  async exec(sql: string): Promise<void> {
+    await this.pglite.exec(sql);
+  }
+}

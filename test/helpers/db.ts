@@ -1,0 +1,41 @@
+/**
+ * Test databases. Each test file gets its own: an in-memory PGlite database, or, when
+ * TEST_DATABASE_URL is set, a fresh schema on the real PostgreSQL server, dropped at teardown.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openStore, type Db } from '../../src/store/index.js';
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+
+export interface TestDb {
+  readonly db: Db;
+  /** Connection settings for a second store on the same database (restart tests). */
+  readonly options: { databaseUrl?: string; schema?: string; dataDir?: string };
+  close(): Promise<void>;
+}
+
+/** Opens an isolated, migrated database for one test file. */
+export async function openTestDb(dataDir?: string): Promise<TestDb> {
+  if (!TEST_DATABASE_URL) {
+    const db = await openStore({ dataDir });
+    return { db, options: { dataDir }, close: () => db.close() };
+  }
+  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const db = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, poolMax: 5 });
+  return {
+    db,
+    options: { databaseUrl: TEST_DATABASE_URL, schema },
+    async close() {
+      await db.close();
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}
