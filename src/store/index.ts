@@ -31,3 +31,14 @@ export async function openStore(options: StoreOptions): Promise<Db> {
   }
   return db;
 }
+export {
+  readCurrent,
+  readByRids,
+  readVersion,
+  writeVersions,
+  toStoredRow,
+  ROW_COLUMNS,
+  type StoredRow,
+  type VersionWrite,
+  type WriteMethod,
+} from './resources.js';

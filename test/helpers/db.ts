@@ -8,6 +8,15 @@ import { openStore, type Db } from '../../src/store/index.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 
+export type Backend = 'pglite' | 'postgres';
+
+/**
+ * The backends every store-dependent test runs on: the embedded PGlite always, the real
+ * PostgreSQL server as well when TEST_DATABASE_URL is set (as CI sets it). Use as
+ * `for (const backend of BACKENDS) t.test(backend, async (t) => { const tdb = await openTestDb(backend); ... })`.
+ */
+export const BACKENDS: readonly Backend[] = TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+
 export interface TestDb {
   readonly db: Db;
   /** Connection settings for a second store on the same database (restart tests). */
@@ -15,9 +24,9 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
-/** Opens an isolated, migrated database for one test file. */
-export async function openTestDb(dataDir?: string): Promise<TestDb> {
-  if (!TEST_DATABASE_URL) {
+/** Opens an isolated, migrated database: in-memory PGlite (or in dataDir), or a fresh schema on PostgreSQL. */
+export async function openTestDb(backend: Backend = 'pglite', dataDir?: string): Promise<TestDb> {
+  if (backend === 'pglite' || !TEST_DATABASE_URL) {
     const db = await openStore({ dataDir });
     return { db, options: { dataDir }, close: () => db.close() };
   }

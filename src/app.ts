@@ -1,0 +1,43 @@
+/**
+ * Builds the Fastify application. Never listens: server.ts does, tests use app.inject().
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Db } from './store/index.js';
+import { fhirPlugin, type FhirServices } from './fhir/index.js';
+import { opsPlugin } from './ops/index.js';
+import { outcomeOf } from './fhir/outcome.js';
+
+export interface AppDeps {
+  readonly db: Db;
+  readonly logger: Logger;
+  /** FHIR services built once at start (repository, validator, capability statement). */
+  readonly fhir: FhirServices;
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: config.bodyLimit,
+    // Search URLs can be long; anything longer must use POST _search.
+    maxParamLength: 500,
+    disableRequestLogging: false,
+    trustProxy: false,
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, outcome } = outcomeOf(err);
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    void reply.code(status).header('content-type', 'application/fhir+json; charset=utf-8').send(outcome);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const { status, outcome } = outcomeOf(Object.assign(new Error(`No route for ${request.method} ${request.url.split('?')[0]}`), { statusCode: 404 }));
+    void reply.code(status).header('content-type', 'application/fhir+json; charset=utf-8').send(outcome);
+  });
+
+  await app.register(opsPlugin, { db: deps.db });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
+  return app;
+}
