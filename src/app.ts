@@ -1,7 +1,7 @@
 /**
  * Builds the Fastify application. Never listens: server.ts does, tests use app.inject().
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Db } from './store/index.js';
@@ -18,7 +18,7 @@ export interface AppDeps {
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: deps.logger,
+    loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
     // Search URLs can be long; anything longer must use POST _search.
     maxParamLength: 500,

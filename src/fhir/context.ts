@@ -1,0 +1,20 @@
+/**
+ * Who is asking, from where and why: passed with every repository call so that access
+ * control and the audit trail see the same facts whatever door the request came in by.
+ */
+export interface RequestContext {
+  /** OAuth2 client id of the calling system. */
+  readonly clientId?: string;
+  /** Member institution the client acts for (Organization id). */
+  readonly institution?: string;
+  /** End user named by the calling system, if any. */
+  readonly userId?: string;
+  readonly sourceIp?: string;
+  /** Purpose of use (v3 ActReason code); default TREAT. */
+  readonly purposeOfUse?: string;
+  readonly requestId?: string;
+  /** How the data arrived: `rest`, `hl7v2`, `dicom`, `extract`, `system`. */
+  readonly channel: string;
+}
+
+export const SYSTEM_CONTEXT: RequestContext = Object.freeze({ channel: 'system', clientId: 'gateway' });

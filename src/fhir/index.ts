@@ -1,0 +1,67 @@
+/**
+ * The FHIR folder's public surface: services built once at start, and the Fastify plugin that
+ * serves them under /fhir.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { CapabilityStatement } from '@medplum/fhirtypes';
+import type { Config } from '../config.js';
+import type { Db } from '../store/index.js';
+import { loadBaseDefinitions } from './definitions.js';
+import { Repository } from './repository.js';
+import { buildCapabilityStatement } from './capability.js';
+import { registerRestRoutes, FHIR_JSON } from './routes.js';
+import { registerOperationRoutes, OPERATIONS } from './operations/index.js';
+import { createValidator, type Validator } from './validation.js';
+
+export { Repository } from './repository.js';
+export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
+export type { WriteRequest, WriteResult } from './write-path.js';
+export { processBundle } from './bundle.js';
+export { FHIR_JSON } from './routes.js';
+
+export interface FhirServices {
+  readonly repository: Repository;
+  readonly validator: Validator;
+  readonly capability: CapabilityStatement;
+}
+
+export const SERVER_VERSION = '0.1.0';
+
+/** Loads definitions and profiles and builds the repository. A bad profile fails here, at start. */
+export async function createFhirServices(config: Config, db: Db): Promise<FhirServices> {
+  loadBaseDefinitions();
+  const validator = await createValidator(config.profilesDir);
+  const repository = new Repository({
+    db,
+    validator,
+    search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
+  });
+  const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
+  return { repository, validator, capability };
+}
+
+export interface FhirPluginOptions {
+  readonly config: Config;
+  readonly services: FhirServices;
+}
+
+/** JSON bodies: prototype-poisoning keys (`__proto__`, `constructor.prototype`) are refused. */
+function registerParsers(app: FastifyInstance): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(['application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, json);
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    const out: Record<string, string[]> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) (out[k] ??= []).push(v);
+    done(null, out);
+  });
+}
+
+export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions): Promise<void> {
+  registerParsers(app);
+  const capabilityJson = JSON.stringify(opts.services.capability);
+  app.get('/metadata', { config: { interaction: 'capabilities' } }, async (_req, reply) => {
+    return reply.header('content-type', FHIR_JSON).send(capabilityJson);
+  });
+  await registerOperationRoutes(app, { config: opts.config, services: opts.services });
+  await registerRestRoutes(app, { config: opts.config, repository: opts.services.repository });
+}

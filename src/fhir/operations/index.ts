@@ -1,0 +1,60 @@
+/**
+ * Registry of FHIR operations: each lives in its own file with its OperationDefinition; this
+ * file lists them (for the CapabilityStatement) and mounts their routes.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { OperationDefinition, Resource } from '@medplum/fhirtypes';
+import type { Config } from '../../config.js';
+import type { FhirServices } from '../index.js';
+import { allResourceTypes } from '../definitions.js';
+import { restContext, FHIR_JSON } from '../routes.js';
+import { GatewayError } from '../../errors.js';
+import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
+
+export interface OperationEntry {
+  readonly definition: OperationDefinition;
+  /** Resource types the operation applies to; empty for system-level only. */
+  readonly types: readonly string[];
+}
+
+export const OPERATIONS: readonly OperationEntry[] = [{ definition: VALIDATE_DEFINITION, types: allResourceTypes() }];
+
+function bodyOf(req: FastifyRequest): Resource | undefined {
+  const b = req.body as Resource | undefined;
+  if (b === undefined || b === null) return undefined;
+  if (typeof b !== 'object' || Array.isArray(b) || typeof b.resourceType !== 'string') {
+    throw new GatewayError('GW_ERR_INVALID_RESOURCE', 'The body must be a FHIR resource or a Parameters resource', { expression: 'body' });
+  }
+  return b;
+}
+
+export async function registerOperationRoutes(app: FastifyInstance, deps: { config: Config; services: FhirServices }): Promise<void> {
+  const { repository, validator } = deps.services;
+  const resolver = async (reference: string): Promise<Resource | undefined> => {
+    const [type, id] = reference.split('/');
+    try {
+      const row = await repository.read(type, id, { channel: 'system', clientId: 'gateway' });
+      return JSON.parse(row.content as string) as Resource;
+    } catch {
+      return undefined;
+    }
+  };
+
+  app.post<{ Params: { type: string } }>('/:type/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const body = bodyOf(req);
+    if (!body) throw new GatewayError('GW_ERR_INVALID_RESOURCE', '$validate needs a resource in the body', { expression: 'body' });
+    const outcome = await runValidate(validator, body, { type: req.params.type, ...(req.query as Record<string, string>) }, resolver);
+    return reply.code(200).header('content-type', FHIR_JSON).send(outcome);
+  });
+  const instance = async (req: FastifyRequest<{ Params: { type: string; id: string } }>) => {
+    const stored = await repository.read(req.params.type, req.params.id, restContext(req));
+    const body = bodyOf(req) ?? (JSON.parse(stored.content as string) as Resource);
+    return runValidate(validator, body, { type: req.params.type, id: req.params.id, ...(req.query as Record<string, string>) }, resolver);
+  };
+  app.post<{ Params: { type: string; id: string } }>('/:type/:id/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
+    return reply.code(200).header('content-type', FHIR_JSON).send(await instance(req));
+  });
+  app.get<{ Params: { type: string; id: string } }>('/:type/:id/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
+    return reply.code(200).header('content-type', FHIR_JSON).send(await instance(req));
+  });
+}

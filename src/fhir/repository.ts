@@ -1,0 +1,150 @@
+/**
+ * The repository: the FHIR logic, transport-agnostic. REST routes, batch/transaction entries
+ * and every ingest adapter call it; it knows nothing of HTTP. Writes go through the one write
+ * path (write-path.ts) in one database transaction; reads and searches are audited before their
+ * result is returned.
+ */
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Operation } from 'fast-json-patch';
+import { GatewayError } from '../errors.js';
+import { readCurrent, readVersion, type Db, type Queryable, type StoredRow } from '../store/index.js';
+import { searchBundle, type SearchOptions, type SearchQuery } from '../store/search/index.js';
+import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
+import type { RequestContext } from './context.js';
+import { executeWrites, type ResourceValidator, type WriteRequest, type WriteResult } from './write-path.js';
+import { historyBundle, type HistoryQuery } from './history.js';
+import { patientsOf } from './compartment.js';
+import { isKnownResourceType } from './definitions.js';
+
+export interface RepositoryOptions {
+  readonly db: Db;
+  readonly validator: ResourceValidator;
+  readonly search: SearchOptions;
+}
+
+function assertType(type: string): void {
+  if (!isKnownResourceType(type)) throw new GatewayError('GW_ERR_UNKNOWN_TYPE', `Unknown resource type "${type}"`, { expression: type });
+}
+
+/** The query as a URL query string (kept in the audit record's query entity). */
+function formatQuery(query: SearchQuery): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) for (const x of ([] as string[]).concat(v ?? [])) params.append(k, x);
+  return params.toString();
+}
+
+function parse(row: StoredRow): Resource {
+  return JSON.parse(row.content as string) as Resource;
+}
+
+export class Repository {
+  readonly db: Db;
+  readonly searchOptions: SearchOptions;
+  private readonly validator: ResourceValidator;
+
+  constructor(options: RepositoryOptions) {
+    this.db = options.db;
+    this.validator = options.validator;
+    this.searchOptions = options.search;
+  }
+
+  // ---- writes: all through executeWrites, in one transaction ----
+
+  /** Runs write requests as one all-or-nothing transaction. */
+  async write(requests: readonly WriteRequest[], ctx: RequestContext): Promise<WriteResult[]> {
+    return this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator }));
+  }
+
+  /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
+  async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
+    return this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator })));
+  }
+
+  async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {
+    const type = String(resource?.resourceType);
+    assertType(type);
+    const [r] = await this.write([{ method: 'POST', type, resource, ifNoneExist }], ctx);
+    return r;
+  }
+
+  async update(type: string, id: string, resource: Resource, ctx: RequestContext, ifMatch?: number): Promise<WriteResult> {
+    assertType(type);
+    const [r] = await this.write([{ method: 'PUT', type, id, resource, ifMatch }], ctx);
+    return r;
+  }
+
+  async conditionalUpdate(type: string, condition: string, resource: Resource, ctx: RequestContext, ifMatch?: number): Promise<WriteResult> {
+    assertType(type);
+    const [r] = await this.write([{ method: 'PUT', type, condition, resource, ifMatch }], ctx);
+    return r;
+  }
+
+  async patch(type: string, target: { id?: string; condition?: string }, patch: Operation[], ctx: RequestContext, ifMatch?: number): Promise<WriteResult> {
+    assertType(type);
+    const [r] = await this.write([{ method: 'PATCH', type, ...target, patch, ifMatch }], ctx);
+    return r;
+  }
+
+  async delete(type: string, target: { id?: string; condition?: string }, ctx: RequestContext): Promise<WriteResult> {
+    assertType(type);
+    const [r] = await this.write([{ method: 'DELETE', type, ...target }], ctx);
+    return r;
+  }
+
+  // ---- reads ----
+
+  /** The current version; 404 if unknown, 410 if deleted. `q` lets a transaction read its own writes. */
+  async read(type: string, id: string, ctx: RequestContext, q: Queryable = this.db): Promise<StoredRow> {
+    assertType(type);
+    const row = await readCurrent(q, type, id);
+    if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id} not found`, { expression: `${type}/${id}` });
+    if (row.deleted) throw new GatewayError('GW_ERR_GONE', `${type}/${id} was deleted`, { expression: `${type}/${id}` });
+    await this.audit(q, ctx, { interaction: 'read', outcome: '0', resources: [`${type}/${id}/_history/${row.versionId}`], patients: patientsOf(parse(row)) });
+    return row;
+  }
+
+  async vread(type: string, id: string, versionId: string, ctx: RequestContext, q: Queryable = this.db): Promise<StoredRow> {
+    assertType(type);
+    const vid = Number(versionId);
+    const row = Number.isSafeInteger(vid) && vid > 0 ? await readVersion(q, type, id, vid) : undefined;
+    if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id}/_history/${versionId} not found`, { expression: `${type}/${id}` });
+    if (row.deleted) throw new GatewayError('GW_ERR_GONE', `${type}/${id} version ${versionId} is a deletion`, { expression: `${type}/${id}` });
+    await this.audit(q, ctx, { interaction: 'vread', outcome: '0', resources: [`${type}/${id}/_history/${vid}`], patients: patientsOf(parse(row)) });
+    return row;
+  }
+
+  async search(type: string | undefined, query: SearchQuery, ctx: RequestContext, q: Queryable = this.db): Promise<Bundle> {
+    if (type !== undefined) assertType(type);
+    const { bundle, matches, included } = await searchBundle(q, type, query, this.searchOptions);
+    const rows = [...matches, ...included];
+    const patients = new Set<string>();
+    for (const row of rows) for (const p of patientsOf(parse(row))) patients.add(p);
+    await this.audit(q, ctx, {
+      interaction: type ? 'search-type' : 'search-system',
+      outcome: '0',
+      resources: rows.map((r) => `${r.type}/${r.id}`),
+      patients: [...patients],
+      query: `${type ?? ''}?${formatQuery(query)}`,
+    });
+    return bundle;
+  }
+
+  async history(target: { type?: string; id?: string }, query: HistoryQuery, ctx: RequestContext, q: Queryable = this.db): Promise<Bundle> {
+    if (target.type !== undefined) assertType(target.type);
+    const { bundle, rows } = await historyBundle(q, target, query, this.searchOptions);
+    const interaction: Interaction = target.id ? 'history-instance' : target.type ? 'history-type' : 'history-system';
+    const patients = new Set<string>();
+    for (const row of rows) if (row.content) for (const p of patientsOf(parse(row))) patients.add(p);
+    await this.audit(q, ctx, {
+      interaction,
+      outcome: '0',
+      resources: rows.map((r) => `${r.type}/${r.id}/_history/${r.versionId}`),
+      patients: [...patients],
+    });
+    return bundle;
+  }
+
+  private async audit(q: Queryable, ctx: RequestContext, record: AccessRecord): Promise<void> {
+    await recordAccess(q, ctx, [record]);
+  }
+}

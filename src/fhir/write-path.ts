@@ -1,0 +1,328 @@
+/**
+ * The one write path. Whatever door a write came in by, it arrives here as a list of write
+ * requests (a transaction), and in ONE database transaction this module:
+ * resolves conditional creates/updates/deletes and conditional references → rewrites
+ * urn:uuid: references → validates → stores versions and index rows → appends the AuditEvents
+ * → appends outbox rows for subscriptions. The caller acknowledges only after commit.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { GatewayError, isGatewayError } from '../errors.js';
+import { readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
+import { findMatches } from '../store/search/index.js';
+import { recordAccess, type AccessRecord } from '../audit/index.js';
+import type { RequestContext } from './context.js';
+import { findReferences, isConditionalReference } from './references.js';
+import { patientsOf } from './compartment.js';
+import { isKnownResourceType } from './definitions.js';
+
+export interface WriteRequest {
+  readonly method: WriteMethod;
+  readonly type: string;
+  readonly id?: string;
+  /** Search query (without `?`) of a conditional update, patch or delete. */
+  readonly condition?: string;
+  /** Search query of a conditional create (If-None-Exist). */
+  readonly ifNoneExist?: string;
+  /** Expected current version (If-Match), as a version number. */
+  readonly ifMatch?: number;
+  readonly resource?: Resource;
+  readonly patch?: Operation[];
+  /** fullUrl of a Bundle entry, for urn:uuid: reference rewriting. */
+  readonly fullUrl?: string;
+  /** Where this request sits, for error expressions (e.g. `Bundle.entry[3]`). */
+  readonly path?: string;
+}
+
+export interface WriteResult {
+  /** 200 updated / no-op, 201 created, 204 nothing to delete. */
+  readonly status: number;
+  readonly type: string;
+  readonly id?: string;
+  readonly versionId?: number;
+  readonly lastUpdated?: string;
+  /** The stored version (undefined for deletions). */
+  readonly resource?: Resource;
+  /** True when nothing was written (If-None-Exist matched, delete of a deleted resource). */
+  readonly noop: boolean;
+}
+
+/** Validation as the write path needs it; the resolver sees the transaction's own resources first. */
+export interface ResourceValidator {
+  assertValid(resource: Resource, resolver?: (reference: string) => Promise<Resource | undefined>): Promise<void>;
+}
+
+export interface WritePathDeps {
+  readonly validator: ResourceValidator;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+/** FHIR processing order inside a transaction: deletes, creates, updates and patches. */
+const ORDER: Record<WriteMethod, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2 };
+
+interface Planned {
+  readonly req: WriteRequest;
+  readonly index: number;
+  id?: string;
+  current?: StoredRow;
+  resource?: Resource;
+  result?: WriteResult;
+}
+
+function where(req: WriteRequest): string {
+  return req.path ?? req.type;
+}
+
+function fail(code: ConstructorParameters<typeof GatewayError>[0], message: string, req: WriteRequest, expr?: string): never {
+  throw new GatewayError(code, message, { expression: expr ?? where(req) });
+}
+
+/** Prefixes issue expressions with the entry location inside a Bundle. */
+function locate(err: unknown, req: WriteRequest): unknown {
+  if (!req.path || !isGatewayError(err)) return err;
+  const issues: OperationOutcomeIssue[] = err.outcome.issue.map((i) => ({
+    ...i,
+    expression: (i.expression ?? [req.path as string]).map((e) => (e.startsWith('Bundle') ? e : `${req.path}.resource${e.replace(/^[A-Z][A-Za-z]+/, '')}`)),
+  }));
+  return new GatewayError(err.code, err.message, { issues, cause: err });
+}
+
+function toQuery(condition: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of new URLSearchParams(condition)) (out[k] ??= []).push(v);
+  return out;
+}
+
+/** Serialises conditional writes on the same condition, so two concurrent ones cannot both create. */
+async function lockCondition(q: Queryable, type: string, condition: string): Promise<void> {
+  await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${condition}`]);
+}
+
+async function matchOne(q: Queryable, req: WriteRequest, condition: string): Promise<StoredRow | undefined> {
+  if (Object.keys(toQuery(condition)).length === 0) fail('GW_ERR_BAD_REQUEST', 'A conditional request needs search criteria', req);
+  const found = await findMatches(q, req.type, toQuery(condition), 2);
+  if (found.length > 1) fail('GW_ERR_MULTIPLE_MATCHES', `More than one ${req.type} matches "${condition}"`, req);
+  return found[0];
+}
+
+function parseStored(row: StoredRow): Resource {
+  return JSON.parse(row.content as string) as Resource;
+}
+
+/** Resolves which resource each request writes to (step 1). */
+async function resolveTargets(q: Queryable, plan: Planned[]): Promise<void> {
+  for (const p of plan) {
+    const { req } = p;
+    if (!isKnownResourceType(req.type)) fail('GW_ERR_UNKNOWN_TYPE', `Unknown resource type "${req.type}"`, req);
+    if (req.id !== undefined && !ID_PATTERN.test(req.id)) fail('GW_ERR_BAD_REQUEST', `Invalid id "${req.id}"`, req);
+    switch (req.method) {
+      case 'POST': {
+        if (req.ifNoneExist) {
+          await lockCondition(q, req.type, req.ifNoneExist);
+          const existing = await matchOne(q, req, req.ifNoneExist);
+          if (existing) {
+            p.id = existing.id;
+            p.result = { status: 200, type: req.type, id: existing.id, versionId: existing.versionId, lastUpdated: existing.lastUpdated, resource: parseStored(existing), noop: true };
+            break;
+          }
+        }
+        p.id = randomUUID();
+        break;
+      }
+      case 'PUT':
+      case 'PATCH': {
+        if (req.id !== undefined) {
+          p.id = req.id;
+          p.current = await readCurrent(q, req.type, req.id, true);
+        } else if (req.condition !== undefined) {
+          await lockCondition(q, req.type, req.condition);
+          const found = await matchOne(q, req, req.condition);
+          if (found) p.current = await readCurrent(q, req.type, found.id, true);
+          const bodyId = req.resource?.id;
+          if (found && bodyId && bodyId !== found.id) fail('GW_ERR_BAD_REQUEST', `Resource id "${bodyId}" differs from the matched ${req.type}/${found.id}`, req);
+          p.id = found?.id ?? (bodyId && ID_PATTERN.test(bodyId) ? bodyId : randomUUID());
+          if (!found && bodyId) p.current = await readCurrent(q, req.type, p.id, true);
+        } else {
+          fail('GW_ERR_BAD_REQUEST', `${req.method} needs an id or search criteria`, req);
+        }
+        if (req.method === 'PATCH' && (!p.current || p.current.deleted)) {
+          fail(p.current ? 'GW_ERR_GONE' : 'GW_ERR_NOT_FOUND', `${req.type}/${p.id} does not exist`, req);
+        }
+        break;
+      }
+      case 'DELETE': {
+        let row: StoredRow | undefined;
+        if (req.id !== undefined) row = await readCurrent(q, req.type, req.id, true);
+        else if (req.condition !== undefined) {
+          await lockCondition(q, req.type, req.condition);
+          const found = await matchOne(q, req, req.condition);
+          row = found && (await readCurrent(q, req.type, found.id, true));
+        }
+        if (!row && req.id !== undefined) fail('GW_ERR_NOT_FOUND', `${req.type}/${req.id} not found`, req);
+        p.id = row?.id ?? req.id;
+        p.current = row;
+        if (!row || row.deleted) p.result = { status: 204, type: req.type, id: p.id, noop: true };
+        break;
+      }
+    }
+    if (p.current && req.ifMatch !== undefined && p.current.versionId !== req.ifMatch) {
+      fail('GW_ERR_VERSION_CONFLICT', `Version conflict: ${req.type}/${p.id} is at version ${p.current.versionId}, not ${req.ifMatch}`, req);
+    }
+    if (!p.current && req.ifMatch !== undefined && req.method !== 'POST') {
+      fail('GW_ERR_VERSION_CONFLICT', `Version conflict: ${req.type}/${p.id} does not exist`, req);
+    }
+  }
+}
+
+/** Builds the new content of each create/update/patch (step 2). */
+function buildContents(plan: Planned[]): void {
+  for (const p of plan) {
+    if (p.result || p.req.method === 'DELETE') continue;
+    const { req } = p;
+    let body: Resource;
+    if (req.method === 'PATCH') {
+      const base = parseStored(p.current as StoredRow);
+      try {
+        body = jsonpatch.applyPatch(base, req.patch ?? [], true, false, true).newDocument;
+      } catch (e) {
+        fail('GW_ERR_INVALID_PATCH', `JSON Patch cannot be applied: ${(e as Error).message}`, req);
+      }
+      if (body.resourceType !== req.type || body.id !== p.id) fail('GW_ERR_INVALID_PATCH', 'A patch may not change resourceType or id', req);
+    } else {
+      if (!req.resource || typeof req.resource !== 'object') fail('GW_ERR_INVALID_RESOURCE', 'A resource body is required', req);
+      body = structuredClone(req.resource);
+      if (body.resourceType !== req.type) {
+        fail('GW_ERR_INVALID_RESOURCE', `Body is a ${String(body.resourceType)}, not a ${req.type}`, req, `${where(req)}.resourceType`);
+      }
+      if (req.method === 'PUT' && req.id !== undefined && body.id !== req.id) {
+        fail('GW_ERR_INVALID_RESOURCE', `Body id "${String(body.id)}" does not match the URL id "${req.id}"`, req, `${req.type}.id`);
+      }
+    }
+    body.id = p.id;
+    p.resource = body;
+  }
+}
+
+/** Rewrites urn:uuid: and conditional references to `Type/id` (step 3). */
+async function rewriteReferences(q: Queryable, plan: Planned[]): Promise<void> {
+  const byFullUrl = new Map<string, string>();
+  const byCondition = new Map<string, string>();
+  for (const p of plan) {
+    if (!p.id) continue;
+    if (p.req.fullUrl) byFullUrl.set(p.req.fullUrl, `${p.req.type}/${p.id}`);
+    const cond = p.req.ifNoneExist ?? (p.req.method !== 'DELETE' ? p.req.condition : undefined);
+    if (cond) byCondition.set(`${p.req.type}?${cond}`, `${p.req.type}/${p.id}`);
+  }
+  for (const p of plan) {
+    if (!p.resource) continue;
+    for (const ref of findReferences(p.resource)) {
+      const mapped = byFullUrl.get(ref.value);
+      if (mapped) {
+        ref.set(mapped);
+      } else if (ref.value.startsWith('urn:uuid:') || ref.value.startsWith('urn:oid:')) {
+        fail('GW_ERR_INVALID_BUNDLE', `Reference "${ref.value}" names no entry of this Bundle`, p.req, ref.path);
+      } else if (isConditionalReference(ref.value)) {
+        const local = byCondition.get(ref.value);
+        if (local) {
+          ref.set(local);
+          continue;
+        }
+        const [type, cond] = [ref.value.slice(0, ref.value.indexOf('?')), ref.value.slice(ref.value.indexOf('?') + 1)];
+        if (!isKnownResourceType(type)) fail('GW_ERR_INVALID_RESOURCE', `Unknown type in conditional reference "${ref.value}"`, p.req, ref.path);
+        const found = await findMatches(q, type, toQuery(cond), 2);
+        if (found.length !== 1) {
+          fail(found.length ? 'GW_ERR_MULTIPLE_MATCHES' : 'GW_ERR_NOT_FOUND', `Conditional reference "${ref.value}" matches ${found.length} resources; exactly one is required`, p.req, ref.path);
+        }
+        ref.set(`${type}/${found[0].id}`);
+      }
+    }
+  }
+}
+
+/** Runs a list of write requests as one unit inside the caller's database transaction. */
+export async function executeWrites(q: Queryable, requests: readonly WriteRequest[], ctx: RequestContext, deps: WritePathDeps): Promise<WriteResult[]> {
+  const plan: Planned[] = requests.map((req, index) => ({ req, index }));
+  const ordered = [...plan].sort((a, b) => ORDER[a.req.method] - ORDER[b.req.method] || a.index - b.index);
+  const step = async (fn: () => Promise<void> | void, p?: Planned) => {
+    try {
+      await fn();
+    } catch (e) {
+      throw p ? locate(e, p.req) : e;
+    }
+  };
+  for (const p of ordered) await step(() => resolveTargets(q, [p]), p);
+  for (const p of ordered) await step(() => buildContents([p]), p);
+  await rewriteReferences(q, ordered);
+
+  const lastUpdated = new Date().toISOString();
+  const writing = ordered.filter((p) => !p.result);
+  for (const p of writing) {
+    if (!p.resource) continue;
+    const versionId = (p.current?.versionId ?? 0) + 1;
+    p.resource.meta = { ...(p.resource.meta ?? {}), versionId: String(versionId), lastUpdated };
+  }
+
+  const local = new Map(writing.filter((p) => p.resource).map((p) => [`${p.req.type}/${p.id}`, p.resource as Resource]));
+  const resolver = async (reference: string): Promise<Resource | undefined> => {
+    const key = reference.replace(/\/_history\/.*$/, '');
+    if (local.has(key)) return local.get(key);
+    const [type, id] = key.split('/');
+    if (!type || !id) return undefined;
+    const row = await readCurrent(q, type, id);
+    return row && !row.deleted ? parseStored(row) : undefined;
+  };
+  for (const p of writing) {
+    if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);
+  }
+
+  await writeVersions(
+    q,
+    writing.map((p) => ({
+      rid: p.current?.rid,
+      type: p.req.type,
+      id: p.id as string,
+      versionId: (p.current?.versionId ?? 0) + 1,
+      lastUpdated,
+      method: p.req.method,
+      resource: p.req.method === 'DELETE' ? undefined : p.resource,
+    })),
+  );
+
+  const audits: AccessRecord[] = [];
+  for (const p of writing) {
+    const versionId = (p.current?.versionId ?? 0) + 1;
+    const created = !p.current || p.current.deleted;
+    p.result = {
+      status: p.req.method === 'DELETE' ? 200 : created ? 201 : 200,
+      type: p.req.type,
+      id: p.id,
+      versionId,
+      lastUpdated,
+      resource: p.resource,
+      noop: false,
+    };
+    const subject = p.resource ?? (p.current?.content ? parseStored(p.current) : undefined);
+    audits.push({
+      interaction: p.req.method === 'DELETE' ? 'delete' : p.req.method === 'PATCH' ? 'patch' : created ? 'create' : 'update',
+      outcome: '0',
+      resources: [`${p.req.type}/${p.id}/_history/${versionId}`],
+      patients: subject ? patientsOf(subject) : [],
+    });
+  }
+  await recordAccess(q, ctx, audits);
+  if (writing.length > 0) {
+    await q.query(
+      `INSERT INTO outbox (created, type, id, version_id, action)
+       SELECT $1::timestamptz, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[])`,
+      [
+        lastUpdated,
+        writing.map((p) => p.req.type),
+        writing.map((p) => p.id),
+        writing.map((p) => (p.current?.versionId ?? 0) + 1),
+        writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
+      ],
+    );
+  }
+  return plan.map((p) => p.result as WriteResult);
+}

@@ -1,0 +1,71 @@
+/**
+ * Entry point: read config, open the store, load the demo community on first start, listen,
+ * and shut down gracefully (finish in-flight requests, close the database) on SIGTERM/SIGINT.
+ */
+import { loadConfig, ConfigError, type Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { openStore, type Db } from './store/index.js';
+import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } from './fhir/index.js';
+import { loadDemoCommunity } from './demo/index.js';
+import { buildApp } from './app.js';
+
+async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<void> {
+  const { rows } = await db.query('SELECT 1 FROM resource LIMIT 1');
+  if (rows.length > 0) return;
+  await loadDemoCommunity((bundle) => processBundle(fhir.repository, bundle, { ...SYSTEM_CONTEXT, channel: 'demo' }, { minimal: true }));
+  logger.info('demo county community loaded');
+}
+
+export async function start(config: Config, logger: Logger): Promise<() => Promise<void>> {
+  const db = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
+  logger.info({ store: db.kind }, 'store opened');
+  const fhir = await createFhirServices(config, db);
+  if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
+  const app = await buildApp(config, { db, logger, fhir });
+  await app.listen({ host: config.host, port: config.port });
+  logger.info({ fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
+  return async () => {
+    await app.close();
+    await db.close();
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(config.logLevel);
+  let stop: () => Promise<void>;
+  try {
+    stop = await start(config, logger);
+  } catch (e) {
+    logger.fatal({ err: e }, 'gateway failed to start');
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/server.ts') || process.argv[1]?.endsWith('/server.js')) {
+  void main();
+}
