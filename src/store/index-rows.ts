@@ -305,6 +305,15 @@ export function extractIndexRows(set: IndexRowSet, rid: number, resource: Resour
         seen.add(key);
         set.add(table, rid, type, code, row);
       }
+      // `subject:identifier=system|value` searches the identifier of a logical reference.
+      if (table === 'sp_reference') {
+        const ident = (tv.value as { identifier?: { system?: string; value?: string } } | undefined)?.identifier;
+        const key = `identifier|${ident?.system ?? ''}|${ident?.value ?? ''}`;
+        if (ident?.value && !seen.has(key)) {
+          seen.add(key);
+          set.add('sp_token', rid, type, `${code}:identifier`, [ident.system ?? null, ident.value, null]);
+        }
+      }
     }
   }
 }

@@ -1,0 +1,25 @@
+/**
+ * FHIR search over the index tables: parsing (parse.ts, filters.ts, values.ts), SQL translation
+ * (where.ts, query.ts), keyset paging (cursor.ts), includes (includes.ts) and the searchset
+ * Bundle (bundle.ts).
+ */
+export { searchBundle, findMatches, explainSearch, runSearch, type SearchResult } from './search.js';
+export { parseSearch } from './parse.js';
+export { subset, SUBSETTED } from './bundle.js';
+export type { SqlStatement } from './query.js';
+export type {
+  SearchOptions,
+  SearchQuery,
+  ParsedSearch,
+  Filter,
+  ValueFilter,
+  SortKey,
+  IncludeSpec,
+  Cursor,
+  ParamType,
+  Prefix,
+  RangeValue,
+  TokenValue,
+  ReferenceValue,
+  SummaryMode,
+} from './types.js';
