@@ -67,3 +67,5 @@ export const CONSTRAINT_FOCUS_EXTENSION = `${FHIR_BASE}/StructureDefinition/cons
 
 /** Search parameter `Organization?level=` on the institution-level extension. */
 export const ORGANIZATION_LEVEL_SEARCH_PARAMETER = `${FHIR_BASE}/SearchParameter/organization-level`;
+/** Search parameter `Organization?grade=` on the hospital-grade extension. */
+export const ORGANIZATION_GRADE_SEARCH_PARAMETER = `${FHIR_BASE}/SearchParameter/organization-grade`;
