@@ -4,7 +4,8 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { writeVersions, type Queryable } from '../../../src/store/index.js';
-import type { SearchOptions } from '../../../src/store/search/index.js';
+import { GatewayError } from '../../../src/errors.js';
+import { searchBundle, type SearchOptions, type SearchQuery } from '../../../src/store/search/index.js';
 
 export const BASE = 'https://hie.example.cn/fhir';
 export const OPTS: SearchOptions = { baseUrl: BASE, defaultCount: 20, maxCount: 100, maxIncludes: 50 };
@@ -118,4 +119,21 @@ export async function seed(q: Queryable): Promise<void> {
   const gone = obs('o6', 'p1', '4548-4', 'Hemoglobin A1c', { valueQuantity: qty(9.9, '%') });
   const [rid] = await writeVersions(q, [{ type: 'Observation', id: 'o6', versionId: 1, lastUpdated: '2024-07-02T00:00:00Z', method: 'POST', resource: gone }]);
   await writeVersions(q, [{ rid, type: 'Observation', id: 'o6', versionId: 2, lastUpdated: '2024-07-02T01:00:00Z', method: 'DELETE' }]);
+}
+
+/** The ids of the matches of a search, in result order. */
+export async function matchIds(q: Queryable, type: string | undefined, query: SearchQuery, opts: SearchOptions = OPTS): Promise<string[]> {
+  const { bundle } = await searchBundle(q, type, query, opts);
+  return (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource?.id as string);
+}
+
+/** The status and OperationOutcome of a search that must fail. */
+export async function searchError(q: Queryable, type: string | undefined, query: SearchQuery): Promise<GatewayError> {
+  try {
+    await searchBundle(q, type, query, OPTS);
+  } catch (e) {
+    if (e instanceof GatewayError) return e;
+    throw e;
+  }
+  throw new Error(`search ${JSON.stringify(query)} did not fail`);
 }
