@@ -16,8 +16,7 @@ function isKept(type: string, key: string, keep: Set<string>): boolean {
   // Choice elements: `value` keeps valueQuantity, valueString, ...
   for (const k of keep) {
     if (key.length > k.length && key.startsWith(k) && /^[A-Z]/.test(key.slice(k.length))) {
-      const el = tryGetDataType(type)?.elements[k];
-      if (el && el.type.length > 1) return true;
+      if (tryGetDataType(type)?.elements[`${k}[x]`]) return true;
     }
   }
   return false;
