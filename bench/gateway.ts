@@ -1,0 +1,165 @@
+/**
+ * The gateway under test: a child process on a free port, against a fresh schema (or database)
+ * of a real PostgreSQL server, dropped afterwards.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export type Isolation = 'schema' | 'database';
+
+export interface BenchDatabase {
+  /** DATABASE_URL to give the gateway. */
+  readonly url: string;
+  readonly name: string;
+  readonly isolation: Isolation;
+  /** Resources stored in the isolated schema or database (to check the gateway really used it). */
+  countResources(): Promise<number>;
+  drop(): Promise<void>;
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A schema is selected through the connection string (`?options=-c search_path=...`), which
+ * pg passes to the server at connect time; the gateway needs no schema setting of its own.
+ */
+export async function createBenchDatabase(baseUrl: string, isolation: Isolation): Promise<BenchDatabase> {
+  const name = `bench_${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}_${randomBytes(2).toString('hex')}`;
+  if (isolation === 'schema') {
+    await withClient(baseUrl, (c) => c.query(`CREATE SCHEMA ${name}`));
+    const url = new URL(baseUrl);
+    url.searchParams.set('options', `-c search_path=${name}`);
+    return {
+      url: url.toString(),
+      name,
+      isolation,
+      countResources: () =>
+        withClient(baseUrl, async (c) => {
+          const exists = await c.query(`SELECT to_regclass('${name}.resource') AS t`);
+          if (!exists.rows[0].t) return 0;
+          const r = await c.query(`SELECT count(*)::int AS n FROM ${name}.resource`);
+          return r.rows[0].n as number;
+        }),
+      drop: () => withClient(baseUrl, (c) => c.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)).then(() => undefined),
+    };
+  }
+  await withClient(baseUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    isolation,
+    countResources: () =>
+      withClient(url.toString(), async (c) => {
+        const exists = await c.query(`SELECT to_regclass('resource') AS t`);
+        if (!exists.rows[0].t) return 0;
+        const r = await c.query('SELECT count(*)::int AS n FROM resource');
+        return r.rows[0].n as number;
+      }),
+    drop: () => withClient(baseUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Gateway {
+  readonly baseUrl: string;
+  readonly command: string;
+  /** Last lines the process wrote, for error reports. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** The entry to run: BENCH_SERVER_ENTRY, else src/server.ts through tsx (never a stale build). */
+export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENTRY): { args: string[]; label: string } {
+  const file = entry ?? join(root, 'src', 'server.ts');
+  if (!existsSync(file)) throw new Error(`server entry ${file} does not exist`);
+  const args = /\.[cm]?ts$/.test(file) ? ['--import', 'tsx', file] : [file];
+  return { args, label: `node ${args.join(' ')}` };
+}
+
+export async function startGateway(options: { root: string; databaseUrl: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
+  const port = await freePort();
+  const { args, label } = serverCommand(options.root);
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: options.root,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      BASE_URL: `http://127.0.0.1:${port}`,
+      DATABASE_URL: options.databaseUrl,
+      DEMO_DATA: 'false',
+      LOG_LEVEL: 'warn',
+      DB_POOL_MAX: '20',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    if (lines.length > 200) lines.splice(0, lines.length - 200);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    }),
+  );
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const gateway: Gateway = {
+    baseUrl,
+    command: label,
+    output: () => lines.slice(-40).join('\n'),
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
+  for (;;) {
+    if (exited) throw new Error(`gateway exited (code ${exited.code}, signal ${exited.signal}) before it was ready:\n${gateway.output()}`);
+    try {
+      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return gateway;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await gateway.stop();
+      throw new Error(`gateway not ready after ${options.readyTimeoutMs ?? 120_000} ms:\n${gateway.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
