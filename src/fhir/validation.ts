@@ -9,7 +9,8 @@
  * - an unknown resourceType (also of a contained resource) throws "Unknown data type" without a
  *   path; here it is an issue at `resourceType`;
  * - "Expected array"/"Expected single value" issues carry a path without indexes; they are
- *   re-located to each offending element (`Patient.name[1].given`);
+ *   re-located to each offending element (`Patient.name[1].given`), and choice elements are
+ *   named as sent (`Observation.valueQuantity`, not `Observation.value[x]`);
  * - invariants apply to an element but may be about one of its children: a constraint carrying
  *   the constraint-focus extension moves its issue there (`Patient.identifier[0].value`);
  * - failures of the ID card invariants gain the precise reason from the GB 11643 check;
@@ -118,6 +119,29 @@ function locate(resource: Record<string, unknown>, path: string): { path: string
   return current;
 }
 
+/** Replaces `value[x]` in an indexed path by the JSON name present (`valueString`); unchanged when not found. */
+function concreteChoice(resource: Record<string, unknown>, path: string): string {
+  if (!path.includes('[x]')) return path;
+  const [root, ...segments] = path.split('.');
+  let node: unknown = resource;
+  const out = [root];
+  for (const seg of segments) {
+    const m = /^([^[]+)(\[x\])?((?:\[\d+\])*)$/.exec(seg);
+    if (!m || node === null || typeof node !== 'object') return path;
+    let name = m[1];
+    if (m[2]) {
+      const prefix = name;
+      const found = Object.keys(node).find((k) => k.startsWith(prefix) && /^[A-Z]/.test(k.slice(prefix.length)));
+      if (!found) return path;
+      name = found;
+    }
+    node = (node as Record<string, unknown>)[name];
+    for (const idx of m[3].match(/\d+/g) ?? []) node = Array.isArray(node) ? node[Number(idx)] : undefined;
+    out.push(name + m[3]);
+  }
+  return out.join('.');
+}
+
 /** Runs medplum; returns its issues with our diagnostics, whether it threw or not. */
 function runMedplum(resource: Resource, profile?: StructureDefinition): OperationOutcomeIssue[] {
   let raw: OperationOutcomeIssue[];
@@ -133,7 +157,7 @@ function runMedplum(resource: Resource, profile?: StructureDefinition): Operatio
     // medplum takes the type of `urn:uuid:...` or absolute references from before the first
     // slash and warns that it is wrong; transaction Bundles rely on exactly such references.
     if (i.severity === 'warning' && /^Invalid reference: got "[^"]*:/.test(text)) continue;
-    const expression = i.expression?.length ? i.expression : [resource.resourceType];
+    const expression = i.expression?.length ? i.expression.map((e) => concreteChoice(resource as unknown as Record<string, unknown>, e)) : [resource.resourceType];
     const base: OperationOutcomeIssue = { severity: i.severity, code: i.code, diagnostics: text, details: { text }, expression };
     const shape = text === 'Expected array of values for property' ? true : text === 'Expected single value for property' ? false : undefined;
     const found = shape === undefined ? [] : locate(resource as unknown as Record<string, unknown>, expression[0]);

@@ -61,6 +61,8 @@ t.test('base R4 structure errors are 400 with precise paths', async (t) => {
   t.same(paths(await v.validate({ resourceType: 'Patient', colour: 'blue' })), ['Patient.colour']);
   t.same(paths(await v.validate({ resourceType: 'Patient', name: { text: 'x' } })), ['Patient.name'], 'single value where an array is due');
   t.same(paths(await v.validate({ resourceType: 'Patient', birthDate: '1990-13-01' })), ['Patient.birthDate']);
+  const obs = { resourceType: 'Observation', status: 'final', code: { text: 'x' }, component: [{ code: { text: 'a' } }, { code: { text: 'b' }, valueInteger: 1.5 }] };
+  t.same(paths(await v.validate(obs)), ['Observation.component[1].valueInteger'], 'choice elements named as sent');
 });
 
 t.test('unknown or missing resource types are precise 400s', async (t) => {
