@@ -22,6 +22,8 @@ export const MEDICAL_INSURANCE_SYSTEM = `${FHIR_BASE}/sid/medical-insurance`;
 export const USCC_SYSTEM = `${FHIR_BASE}/sid/uscc`;
 /** Practitioner licence number (医师/护士执业证书编码). */
 export const PRACTITIONER_LICENCE_SYSTEM = `${FHIR_BASE}/sid/practitioner-licence`;
+/** Identifiers of demo-community resources without a natural key (roles, results), so a reload matches them. */
+export const DEMO_IDENTIFIER_SYSTEM = `${FHIR_BASE}/sid/demo`;
 /** Prefix of the local medical record number (病案号/门诊号) systems, one per member institution. */
 export const MRN_SYSTEM_PREFIX = `${FHIR_BASE}/sid/mrn/`;
 
