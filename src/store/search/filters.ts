@@ -28,7 +28,7 @@ export interface FilterContext {
 
 /** Parses one occurrence of a filter parameter; undefined when the value is empty (ignored). */
 export function parseFilter(type: string | undefined, name: string, raw: string, ctx: FilterContext): Filter | undefined {
-  if (name.startsWith('_has:')) return parseHas(type, name, name, raw, ctx);
+  if (name.startsWith('_has:')) return parseHas(type, name, raw, ctx);
   const dot = name.indexOf('.');
   if (dot > 0) return parseChain(type, name, name.slice(0, dot), name.slice(dot + 1), raw, ctx);
   const colon = name.indexOf(':');
@@ -125,9 +125,9 @@ function parseChain(type: string | undefined, name: string, head: string, inner:
 }
 
 /** `_has:Source:refParam:inner`: resources pointed at by a Source resource matching inner. */
-function parseHas(type: string | undefined, name: string, full: string, raw: string, ctx: FilterContext): Filter | undefined {
+function parseHas(type: string | undefined, full: string, raw: string, ctx: FilterContext): Filter | undefined {
   if (ctx.hasDepth >= MAX_HAS_DEPTH) throw unsupported(full, `_has may be nested at most ${MAX_HAS_DEPTH} levels`);
-  const parts = name.split(':');
+  const parts = full.split(':');
   if (parts.length < 4 || !parts[1] || !parts[2] || !parts[3]) throw invalid(full, 'expected _has:Type:reference-parameter:parameter');
   const [, sourceType, refCode] = parts;
   assertType(full, sourceType);

@@ -67,14 +67,13 @@ function parseInclude(type: string | undefined, name: string, raw: string): Incl
   return { reverse, iterate, sourceType, code, ...(targetType ? { targetType } : {}) };
 }
 
-function parseElements(type: string | undefined, raw: string): string[] {
+function parseElements(raw: string): string[] {
   const out: string[] = [];
   for (const e of raw.split(',')) {
     const el = e.trim().replace(/^[A-Z][A-Za-z]+\./, '');
     if (!/^[a-z][A-Za-z0-9]*(\[x\])?$/.test(el)) throw invalid('_elements', `'${e}' is not an element name`);
     out.push(el);
   }
-  void type;
   return out;
 }
 
@@ -125,7 +124,7 @@ export function parseSearch(type: string | undefined, query: SearchQuery, opts: 
           break;
         }
         case name === '_elements':
-          elements = values.flatMap((v) => parseElements(type, v));
+          elements = values.flatMap((v) => parseElements(v));
           break;
         case name === '_include' || name.startsWith('_include:') || name === '_revinclude' || name.startsWith('_revinclude:'):
           for (const v of values) includes.push(parseInclude(type, name, v));
