@@ -16,17 +16,26 @@ async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Prom
   logger.info('demo county community loaded');
 }
 
-export async function start(config: Config, logger: Logger): Promise<() => Promise<void>> {
+export interface Running {
+  /** The address actually bound (PORT=0 picks a free port). */
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+export async function start(config: Config, logger: Logger): Promise<Running> {
   const db = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
   logger.info({ store: db.kind }, 'store opened');
   const fhir = await createFhirServices(config, db);
   if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
   const app = await buildApp(config, { db, logger, fhir });
-  await app.listen({ host: config.host, port: config.port });
-  logger.info({ fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
-  return async () => {
-    await app.close();
-    await db.close();
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
+  return {
+    address,
+    async stop() {
+      await app.close();
+      await db.close();
+    },
   };
 }
 
@@ -42,9 +51,9 @@ async function main(): Promise<void> {
     throw e;
   }
   const logger = createLogger(config.logLevel);
-  let stop: () => Promise<void>;
+  let running: Running;
   try {
-    stop = await start(config, logger);
+    running = await start(config, logger);
   } catch (e) {
     logger.fatal({ err: e }, 'gateway failed to start');
     process.exit(1);
@@ -54,7 +63,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    stop().then(
+    running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');

@@ -204,8 +204,14 @@ function buildContents(plan: Planned[]): void {
   }
 }
 
-/** Rewrites urn:uuid: and conditional references to `Type/id` (step 3). */
-async function rewriteReferences(q: Queryable, plan: Planned[]): Promise<void> {
+interface ReferenceMaps {
+  /** fullUrl of an entry → `Type/id`. */
+  readonly byFullUrl: Map<string, string>;
+  /** `Type?query` of a conditional entry → `Type/id`, so references may name it the same way. */
+  readonly byCondition: Map<string, string>;
+}
+
+function referenceMaps(plan: Planned[]): ReferenceMaps {
   const byFullUrl = new Map<string, string>();
   const byCondition = new Map<string, string>();
   for (const p of plan) {
@@ -214,29 +220,47 @@ async function rewriteReferences(q: Queryable, plan: Planned[]): Promise<void> {
     const cond = p.req.ifNoneExist ?? (p.req.method !== 'DELETE' ? p.req.condition : undefined);
     if (cond) byCondition.set(`${p.req.type}?${cond}`, `${p.req.type}/${p.id}`);
   }
-  for (const p of plan) {
-    if (!p.resource) continue;
-    for (const ref of findReferences(p.resource)) {
-      const mapped = byFullUrl.get(ref.value);
-      if (mapped) {
-        ref.set(mapped);
-      } else if (ref.value.startsWith('urn:uuid:') || ref.value.startsWith('urn:oid:')) {
-        fail('GW_ERR_INVALID_BUNDLE', `Reference "${ref.value}" names no entry of this Bundle`, p.req, ref.path);
-      } else if (isConditionalReference(ref.value)) {
-        const local = byCondition.get(ref.value);
-        if (local) {
-          ref.set(local);
-          continue;
-        }
-        const [type, cond] = [ref.value.slice(0, ref.value.indexOf('?')), ref.value.slice(ref.value.indexOf('?') + 1)];
-        if (!isKnownResourceType(type)) fail('GW_ERR_INVALID_RESOURCE', `Unknown type in conditional reference "${ref.value}"`, p.req, ref.path);
-        const found = await findMatches(q, type, toQuery(cond), 2);
-        if (found.length !== 1) {
-          fail(found.length ? 'GW_ERR_MULTIPLE_MATCHES' : 'GW_ERR_NOT_FOUND', `Conditional reference "${ref.value}" matches ${found.length} resources; exactly one is required`, p.req, ref.path);
-        }
-        ref.set(`${type}/${found[0].id}`);
+  return { byFullUrl, byCondition };
+}
+
+/** Rewrites urn:uuid: and conditional references of one request to `Type/id` (step 3). */
+async function rewriteReferences(q: Queryable, p: Planned, maps: ReferenceMaps): Promise<void> {
+  if (!p.resource) return;
+  for (const ref of findReferences(p.resource)) {
+    const mapped = maps.byFullUrl.get(ref.value);
+    if (mapped) {
+      ref.set(mapped);
+    } else if (ref.value.startsWith('urn:uuid:') || ref.value.startsWith('urn:oid:')) {
+      fail('GW_ERR_INVALID_BUNDLE', `Reference "${ref.value}" names no entry of this Bundle`, p.req, ref.path);
+    } else if (isConditionalReference(ref.value)) {
+      const local = maps.byCondition.get(ref.value);
+      if (local) {
+        ref.set(local);
+        continue;
       }
+      const cut = ref.value.indexOf('?');
+      const [type, cond] = [ref.value.slice(0, cut), ref.value.slice(cut + 1)];
+      if (!isKnownResourceType(type)) fail('GW_ERR_INVALID_RESOURCE', `Unknown type in conditional reference "${ref.value}"`, p.req, ref.path);
+      const found = await findMatches(q, type, toQuery(cond), 2);
+      if (found.length !== 1) {
+        fail(found.length ? 'GW_ERR_MULTIPLE_MATCHES' : 'GW_ERR_NOT_FOUND', `Conditional reference "${ref.value}" matches ${found.length} resources; exactly one is required`, p.req, ref.path);
+      }
+      ref.set(`${type}/${found[0].id}`);
     }
+  }
+}
+
+/** A transaction may touch each resource once (FHIR: overlapping identities fail the transaction). */
+function checkOverlap(plan: Planned[]): void {
+  const seen = new Map<string, Planned>();
+  for (const p of plan) {
+    if (p.result || !p.id) continue;
+    const key = `${p.req.type}/${p.id}`;
+    const first = seen.get(key);
+    if (first) {
+      fail('GW_ERR_INVALID_BUNDLE', `${key} is written by more than one entry (also ${first.req.path ?? 'another request'})`, p.req);
+    }
+    seen.set(key, p);
   }
 }
 
@@ -252,8 +276,10 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
     }
   };
   for (const p of ordered) await step(() => resolveTargets(q, [p]), p);
+  checkOverlap(ordered);
   for (const p of ordered) await step(() => buildContents([p]), p);
-  await rewriteReferences(q, ordered);
+  const maps = referenceMaps(ordered);
+  for (const p of ordered) await step(() => rewriteReferences(q, p, maps), p);
 
   const lastUpdated = new Date().toISOString();
   const writing = ordered.filter((p) => !p.result);

@@ -19,6 +19,24 @@ export interface OperationEntry {
 
 export const OPERATIONS: readonly OperationEntry[] = [{ definition: VALIDATE_DEFINITION, types: allResourceTypes() }];
 
+/** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
+function paramsOf(req: FastifyRequest): { profile?: string; mode?: string } {
+  const q = req.query as Record<string, string | string[] | undefined>;
+  const one = (k: string) => {
+    const v = q[k];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  return { ...(one('profile') ? { profile: one('profile') } : {}), ...(one('mode') ? { mode: one('mode') } : {}) };
+}
+
+/** The resource inside the body (bare or as the `resource` parameter) must be of the URL's type. */
+function checkType(body: Resource, type: string): void {
+  const inner = body.resourceType === 'Parameters' ? body.parameter?.find((p) => p.name === 'resource')?.resource : body;
+  if (inner && inner.resourceType !== type) {
+    throw new GatewayError('GW_ERR_INVALID_RESOURCE', `$validate on ${type} was given a ${inner.resourceType}`, { expression: 'resourceType' });
+  }
+}
+
 function bodyOf(req: FastifyRequest): Resource | undefined {
   const b = req.body as Resource | undefined;
   if (b === undefined || b === null) return undefined;
@@ -43,13 +61,15 @@ export async function registerOperationRoutes(app: FastifyInstance, deps: { conf
   app.post<{ Params: { type: string } }>('/:type/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
     const body = bodyOf(req);
     if (!body) throw new GatewayError('GW_ERR_INVALID_RESOURCE', '$validate needs a resource in the body', { expression: 'body' });
-    const outcome = await runValidate(validator, body, { type: req.params.type, ...(req.query as Record<string, string>) }, resolver);
+    checkType(body, req.params.type);
+    const outcome = await runValidate(validator, body, paramsOf(req), resolver);
     return reply.code(200).header('content-type', FHIR_JSON).send(outcome);
   });
   const instance = async (req: FastifyRequest<{ Params: { type: string; id: string } }>) => {
     const stored = await repository.read(req.params.type, req.params.id, restContext(req));
     const body = bodyOf(req) ?? (JSON.parse(stored.content as string) as Resource);
-    return runValidate(validator, body, { type: req.params.type, id: req.params.id, ...(req.query as Record<string, string>) }, resolver);
+    checkType(body, req.params.type);
+    return runValidate(validator, body, paramsOf(req), resolver);
   };
   app.post<{ Params: { type: string; id: string } }>('/:type/:id/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
     return reply.code(200).header('content-type', FHIR_JSON).send(await instance(req));
