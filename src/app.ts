@@ -20,8 +20,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    // Search URLs can be long; anything longer must use POST _search.
-    maxParamLength: 500,
+    // Path parameters are FHIR ids (≤ 64 characters) and types; anything longer is refused.
+    routerOptions: { maxParamLength: 500 },
     disableRequestLogging: false,
     trustProxy: false,
     return503OnClosing: true,

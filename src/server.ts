@@ -29,7 +29,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
   const app = await buildApp(config, { db, logger, fhir });
   const address = await app.listen({ host: config.host, port: config.port });
-  logger.info({ address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
+  logger.info({ listen: address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
   return {
     address,
     async stop() {
