@@ -113,9 +113,10 @@ export class Repository {
     return row;
   }
 
-  async search(type: string | undefined, query: SearchQuery, ctx: RequestContext, q: Queryable = this.db): Promise<Bundle> {
+  /** lenient: unknown parameters are ignored and reported in the Bundle (`Prefer: handling=lenient`). */
+  async search(type: string | undefined, query: SearchQuery, ctx: RequestContext, q: Queryable = this.db, lenient = false): Promise<Bundle> {
     if (type !== undefined) assertType(type);
-    const { bundle, matches, included } = await searchBundle(q, type, query, this.searchOptions);
+    const { bundle, matches, included } = await searchBundle(q, type, query, { ...this.searchOptions, lenient });
     const rows = [...matches, ...included];
     const patients = new Set<string>();
     for (const row of rows) for (const p of patientsOf(parse(row))) patients.add(p);

@@ -62,6 +62,10 @@ export function parsePrefer(req: FastifyRequest): Prefer {
   return out;
 }
 
+function lenient(req: FastifyRequest): boolean {
+  return parsePrefer(req).handling === 'lenient';
+}
+
 function ifMatchOf(req: FastifyRequest): number | undefined {
   const raw = req.headers['if-match'];
   if (raw === undefined) return undefined;
@@ -144,7 +148,7 @@ export async function registerRestRoutes(app: FastifyInstance, deps: RouteDeps):
     return sendJson(reply, 200, result);
   });
   app.get('/', { config: { interaction: 'search-system' } }, async (req, reply) => {
-    return sendJson(reply, 200, await repo.search(undefined, stripFormat(req.query as Query), restContext(req)));
+    return sendJson(reply, 200, await repo.search(undefined, stripFormat(req.query as Query), restContext(req), undefined, lenient(req)));
   });
   app.get('/_history', { config: { interaction: 'history-system' } }, async (req, reply) => {
     return sendJson(reply, 200, await repo.history({}, stripFormat(req.query as Query), restContext(req)));
@@ -152,7 +156,7 @@ export async function registerRestRoutes(app: FastifyInstance, deps: RouteDeps):
 
   // ---- type level ----
   app.get<{ Params: TypeParams }>('/:type', { config: { interaction: 'search-type' } }, async (req, reply) => {
-    return sendJson(reply, 200, await repo.search(req.params.type, stripFormat(req.query as Query), restContext(req)));
+    return sendJson(reply, 200, await repo.search(req.params.type, stripFormat(req.query as Query), restContext(req), undefined, lenient(req)));
   });
   app.post<{ Params: TypeParams }>('/:type/_search', { config: { interaction: 'search-type' } }, async (req, reply) => {
     const merged: Record<string, string[]> = {};
@@ -161,7 +165,7 @@ export async function registerRestRoutes(app: FastifyInstance, deps: RouteDeps):
     };
     for (const [k, v] of Object.entries(req.query as Query)) add(k, v);
     if (req.body && typeof req.body === 'object') for (const [k, v] of Object.entries(req.body as Query)) add(k, v);
-    return sendJson(reply, 200, await repo.search(req.params.type, stripFormat(merged), restContext(req)));
+    return sendJson(reply, 200, await repo.search(req.params.type, stripFormat(merged), restContext(req), undefined, lenient(req)));
   });
   app.get<{ Params: TypeParams }>('/:type/_history', { config: { interaction: 'history-type' } }, async (req, reply) => {
     return sendJson(reply, 200, await repo.history({ type: req.params.type }, stripFormat(req.query as Query), restContext(req)));
