@@ -7,6 +7,7 @@ import type { Binary, Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import type { Operation } from 'fast-json-patch';
 import { GatewayError } from '../errors.js';
 import type { Queryable } from '../store/index.js';
+import { queryFromString } from '../store/search/index.js';
 import type { RequestContext } from './context.js';
 import type { Repository } from './repository.js';
 import type { WriteRequest, WriteResult } from './write-path.js';
@@ -39,11 +40,6 @@ export function parseEntryUrl(url: string, baseUrl: string): ParsedUrl {
   return { type, id: second, history: false, query };
 }
 
-function toQuery(query: string | undefined): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of new URLSearchParams(query ?? '')) (out[k] ??= []).push(v);
-  return out;
-}
 
 function parseIfMatch(value: string | undefined, where: string): number | undefined {
   if (value === undefined) return undefined;
@@ -104,7 +100,7 @@ async function readEntry(repo: Repository, entry: BundleEntry, ctx: RequestConte
   const url = parseEntryUrl(entry.request?.url ?? '', repo.searchOptions.baseUrl);
   let resource: Resource;
   if (url.history) {
-    resource = await repo.history({ type: url.type, id: url.id }, toQuery(url.query), ctx, q);
+    resource = await repo.history({ type: url.type, id: url.id }, queryFromString(url.query ?? ''), ctx, q);
   } else if (url.type && url.id && url.versionId) {
     const row = await repo.vread(url.type, url.id, url.versionId, ctx, q);
     resource = JSON.parse(row.content as string) as Resource;
@@ -112,7 +108,7 @@ async function readEntry(repo: Repository, entry: BundleEntry, ctx: RequestConte
     const row = await repo.read(url.type, url.id, ctx, q);
     resource = JSON.parse(row.content as string) as Resource;
   } else {
-    resource = await repo.search(url.type, toQuery(url.query), ctx, q);
+    resource = await repo.search(url.type, queryFromString(url.query ?? ''), ctx, q);
   }
   const meta = (resource as Resource).meta;
   return {

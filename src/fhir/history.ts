@@ -4,21 +4,14 @@
  */
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { GatewayError } from '../errors.js';
-import { dateRange, readCurrent, toStoredRow, type Queryable, type StoredRow } from '../store/index.js';
+import { dateRange, readCurrent, toStoredRow, type Queryable, type RawRow, type StoredRow } from '../store/index.js';
 import type { SearchOptions } from '../store/search/index.js';
 
 export type HistoryQuery = Record<string, string | string[] | undefined>;
 
-interface HistoryRow {
+interface HistoryRow extends RawRow {
   seq: number;
-  rid: number;
-  type: string;
-  id: string;
-  version_id: number;
-  last_updated: Date | string;
-  deleted: boolean;
   method: string;
-  content: string | null;
 }
 
 function single(query: HistoryQuery, name: string): string | undefined {

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CapabilityStatement } from '@medplum/fhirtypes';
 import type { Config } from '../config.js';
 import type { Db } from '../store/index.js';
+import { queryFromString } from '../store/search/index.js';
 import { loadBaseDefinitions } from './definitions.js';
 import { Repository } from './repository.js';
 import { buildCapabilityStatement } from './capability.js';
@@ -50,9 +51,7 @@ function registerParsers(app: FastifyInstance): void {
   const json = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser(['application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, json);
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    const out: Record<string, string[]> = {};
-    for (const [k, v] of new URLSearchParams(body as string)) (out[k] ??= []).push(v);
-    done(null, out);
+    done(null, queryFromString(body as string));
   });
 }
 

@@ -10,7 +10,7 @@ import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
-import { findMatches } from '../store/search/index.js';
+import { findMatches, queryFromString } from '../store/search/index.js';
 import { recordAccess, type AccessRecord } from '../audit/index.js';
 import type { RequestContext } from './context.js';
 import { findReferences, isConditionalReference } from './references.js';
@@ -88,11 +88,6 @@ function locate(err: unknown, req: WriteRequest): unknown {
   return new GatewayError(err.code, err.message, { issues, cause: err });
 }
 
-function toQuery(condition: string): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of new URLSearchParams(condition)) (out[k] ??= []).push(v);
-  return out;
-}
 
 /** Serialises conditional writes on the same condition, so two concurrent ones cannot both create. */
 async function lockCondition(q: Queryable, type: string, condition: string): Promise<void> {
@@ -100,8 +95,8 @@ async function lockCondition(q: Queryable, type: string, condition: string): Pro
 }
 
 async function matchOne(q: Queryable, req: WriteRequest, condition: string): Promise<StoredRow | undefined> {
-  if (Object.keys(toQuery(condition)).length === 0) fail('GW_ERR_BAD_REQUEST', 'A conditional request needs search criteria', req);
-  const found = await findMatches(q, req.type, toQuery(condition), 2);
+  if (Object.keys(queryFromString(condition)).length === 0) fail('GW_ERR_BAD_REQUEST', 'A conditional request needs search criteria', req);
+  const found = await findMatches(q, req.type, queryFromString(condition), 2);
   if (found.length > 1) fail('GW_ERR_MULTIPLE_MATCHES', `More than one ${req.type} matches "${condition}"`, req);
   return found[0];
 }
@@ -241,7 +236,7 @@ async function rewriteReferences(q: Queryable, p: Planned, maps: ReferenceMaps):
       const cut = ref.value.indexOf('?');
       const [type, cond] = [ref.value.slice(0, cut), ref.value.slice(cut + 1)];
       if (!isKnownResourceType(type)) fail('GW_ERR_INVALID_RESOURCE', `Unknown type in conditional reference "${ref.value}"`, p.req, ref.path);
-      const found = await findMatches(q, type, toQuery(cond), 2);
+      const found = await findMatches(q, type, queryFromString(cond), 2);
       if (found.length !== 1) {
         fail(found.length ? 'GW_ERR_MULTIPLE_MATCHES' : 'GW_ERR_NOT_FOUND', `Conditional reference "${ref.value}" matches ${found.length} resources; exactly one is required`, p.req, ref.path);
       }

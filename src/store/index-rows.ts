@@ -44,7 +44,8 @@ export const INDEX_COLUMNS: Record<IndexTable, readonly (readonly [string, strin
   sp_uri: [['value', 'text']],
 };
 
-export const TABLE_OF_TYPE: Record<string, IndexTable | undefined> = {
+/** The index table of each search parameter type that has one. */
+export const TABLE_OF_TYPE: Record<'token' | 'string' | 'date' | 'number' | 'quantity' | 'reference' | 'uri', IndexTable> = {
   token: 'sp_token',
   string: 'sp_string',
   date: 'sp_date',
@@ -272,7 +273,7 @@ export function indexedParams(type: string): IndexedParam[] {
   if (!list) {
     list = [];
     for (const [code, param] of Object.entries(searchParametersOf(type))) {
-      const table = TABLE_OF_TYPE[param.type ?? ''];
+      const table = (TABLE_OF_TYPE as Record<string, IndexTable | undefined>)[param.type ?? ''];
       if (!table || ON_RESOURCE_TABLE.has(code) || !param.expression) continue;
       list.push({ code, table, param });
     }

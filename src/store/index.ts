@@ -39,6 +39,7 @@ export {
   toStoredRow,
   ROW_COLUMNS,
   type StoredRow,
+  type RawRow,
   type VersionWrite,
   type WriteMethod,
 } from './resources.js';

@@ -33,7 +33,8 @@ export interface VersionWrite {
   readonly resource?: Resource;
 }
 
-interface RawRow {
+/** A row of `resource` or `resource_version` as the database returns it. */
+export interface RawRow {
   rid: number;
   type: string;
   id: string;

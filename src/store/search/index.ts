@@ -4,7 +4,7 @@
  * Bundle (bundle.ts).
  */
 export { searchBundle, findMatches, explainSearch, runSearch, type SearchResult } from './search.js';
-export { parseSearch } from './parse.js';
+export { parseSearch, queryFromString } from './parse.js';
 export { subset, SUBSETTED } from './bundle.js';
 export type { SqlStatement } from './query.js';
 export type {

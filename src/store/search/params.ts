@@ -3,7 +3,7 @@
  * where their values live, and the targets of reference parameters.
  */
 import { isKnownResourceType, searchParametersOf } from '../../fhir/definitions.js';
-import { indexedParams } from '../index-rows.js';
+import { indexedParams, TABLE_OF_TYPE } from '../index-rows.js';
 import type { IndexTable } from '../migrations.js';
 import type { ParamColumn, ParamType } from './types.js';
 import { unsupported } from './values.js';
@@ -37,15 +37,8 @@ const TABLE_TYPE: Record<IndexTable, ParamType> = {
   sp_uri: 'uri',
 };
 
-export const TABLE_OF: Record<ParamType, IndexTable> = {
-  token: 'sp_token',
-  string: 'sp_string',
-  date: 'sp_date',
-  number: 'sp_number',
-  quantity: 'sp_quantity',
-  reference: 'sp_reference',
-  uri: 'sp_uri',
-};
+/** Index table of each parameter type (owned by the index extraction). */
+export const TABLE_OF: Record<ParamType, IndexTable> = TABLE_OF_TYPE;
 
 const cache = new Map<string, Map<string, ParamDef>>();
 

@@ -156,3 +156,10 @@ export function parseSearch(type: string | undefined, query: SearchQuery, opts: 
   const cursor = cursorRaw === undefined ? undefined : decodeCursor(cursorRaw, sort.length);
   return { type, types, filters, sort, count, cursor, includes, total, summary, elements, ignored, canonical };
 }
+
+/** A URL query string (`a=1&b=2&a=3`) as a SearchQuery, repeated names kept in order. */
+export function queryFromString(query: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of new URLSearchParams(query)) (out[k] ??= []).push(v);
+  return out;
+}
