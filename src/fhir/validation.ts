@@ -14,13 +14,18 @@
  * - invariants apply to an element but may be about one of its children: a constraint carrying
  *   the constraint-focus extension moves its issue there (`Patient.identifier[0].value`);
  * - failures of the ID card invariants gain the precise reason from the GB 11643 check;
- * - its "Invalid reference" warning for `urn:uuid:` and absolute references is dropped.
+ * - its "Invalid reference" warning for `urn:uuid:` and absolute references is dropped;
+ * - codes of elements with a required binding are not checked against the ValueSet: here every
+ *   `code` element, and every Coding of a bound Coding/CodeableConcept whose system the ValueSet
+ *   draws from, is checked when the ValueSet can be enumerated (see bindings.ts);
+ * - date, dateTime and instant values are checked for their pattern only (`1990-02-30`
+ *   passes): here they must be calendar dates and times.
  *
  * Status: errors of the base R4 structure → 400 GW_ERR_INVALID_RESOURCE; profile and invariant
  * failures, unknown claimed profiles → 422 GW_ERR_PROFILE_VIOLATION; partOf chain → 422
  * GW_ERR_BUSINESS_RULE.
  */
-import { OperationOutcomeError, validateResource } from '@medplum/core';
+import { OperationOutcomeError, tryGetDataType, validateResource } from '@medplum/core';
 import type {
   CodeSystem,
   Identifier,
@@ -32,6 +37,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { GatewayError, type GwErrorCode } from '../errors.js';
 import { checkIdCard } from '../mpi/index.js';
+import { codeViolation, codingViolation, expandValueSet } from './bindings.js';
 import { isKnownResourceType, loadBaseDefinitions } from './definitions.js';
 import { loadProfiles } from './profiles.js';
 import { CONSTRAINT_FOCUS_EXTENSION, ID_CARD_SYSTEM, INSTITUTION_LEVEL_EXTENSION, type InstitutionLevel } from './systems.js';
@@ -100,6 +106,114 @@ function preflight(root: Record<string, unknown>, rootType: string): OperationOu
     stack.push(...children.reverse());
   }
   return issues;
+}
+
+const DATE_TYPES = new Set(['date', 'dateTime', 'instant']);
+/** Lenient shape; the exact pattern is medplum's check, the calendar is this one. */
+const DATE_SHAPE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?)?(?:Z|[+-](\d{2}):(\d{2}))?$/;
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/** Why a date, dateTime or instant is not on the calendar (or the clock); undefined when it is. */
+export function calendarProblem(value: string): string | undefined {
+  const m = DATE_SHAPE.exec(value);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second, tzHour, tzMinute] = m.slice(1).map((x) => (x === undefined ? undefined : Number(x)));
+  if (month !== undefined && (month < 1 || month > 12)) return `month ${m[2]} does not exist`;
+  if (day !== undefined && month !== undefined && year !== undefined) {
+    const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    if (day < 1 || day > days) return `${MONTHS[month - 1]} ${m[1]} has ${days} days, not ${m[3]}`;
+  }
+  if (hour !== undefined && hour > 23) return `hour ${m[4]} does not exist`;
+  if (minute !== undefined && minute > 59) return `minute ${m[5]} does not exist`;
+  if (second !== undefined && second > 60) return `second ${m[6]} does not exist`;
+  if (tzHour !== undefined && tzMinute !== undefined && (tzMinute > 59 || tzHour * 60 + tzMinute > 14 * 60)) return `time zone offset ${m[7]}:${m[8]} does not exist`;
+  return undefined;
+}
+
+/** What the base definitions say about one JSON property of a type. */
+interface Slot {
+  /** Type code: a data type, a backbone type (`PatientContact`), `Resource` or a primitive. */
+  readonly type: string;
+  /** ValueSet url of a required binding. */
+  readonly valueSet?: string;
+  /** Whether the walk has anything to check there (a complex type, a date, a bound code). */
+  readonly visit: boolean;
+}
+const slotsByType = new Map<string, ReadonlyMap<string, Slot> | null>();
+const PRIMITIVE_EXTENSION: Slot = { type: 'Element', visit: true };
+
+/** JSON property → slot for a type (choice elements under each of their names); cached. */
+function slotsOf(type: string): ReadonlyMap<string, Slot> | undefined {
+  const cached = slotsByType.get(type);
+  if (cached !== undefined) return cached ?? undefined;
+  const schema = tryGetDataType(type);
+  const slots = new Map<string, Slot>();
+  for (const [name, el] of Object.entries(schema?.elements ?? {})) {
+    const valueSet = el.binding?.strength === 'required' ? el.binding.valueSet : undefined;
+    const choice = name.endsWith('[x]') ? name.slice(0, -3) : undefined;
+    for (const t of choice === undefined ? el.type.slice(0, 1) : el.type) {
+      const key = choice === undefined ? name : choice + t.code[0].toUpperCase() + t.code.slice(1);
+      const visit = /^[A-Z]/.test(t.code) || DATE_TYPES.has(t.code) || (t.code === 'code' && valueSet !== undefined);
+      slots.set(key, valueSet ? { type: t.code, valueSet, visit } : { type: t.code, visit });
+      if (/^[a-z]/.test(t.code)) slots.set(`_${key}`, PRIMITIVE_EXTENSION);
+    }
+  }
+  const result = schema ? slots : null;
+  slotsByType.set(type, result);
+  return result ?? undefined;
+}
+
+/** Required-binding codes and calendar dates, walking the resource by the base type schemas. */
+function valueIssues(root: Record<string, unknown>, rootType: string): OperationOutcomeIssue[] {
+  const issues: OperationOutcomeIssue[] = [];
+  const stack: { value: unknown; type: string; path: string; slot?: Slot }[] = [{ value: root, type: rootType, path: rootType }];
+  while (stack.length > 0) {
+    const { value, type, path, slot } = stack.pop() as (typeof stack)[number];
+    if (typeof value === 'string') {
+      if (DATE_TYPES.has(type)) {
+        const why = calendarProblem(value);
+        if (why) issues.push(issue('error', 'value', `Invalid ${type} ${JSON.stringify(value)}: ${why}`, path));
+      } else if (type === 'code' && slot?.valueSet) {
+        const expansion = expandValueSet(slot.valueSet);
+        const why = expansion && codeViolation(expansion, value);
+        if (why) issues.push(issue('error', 'code-invalid', why, path));
+      }
+      continue;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+    const obj = value as Record<string, unknown>;
+    let actual = type;
+    if (type === 'Resource') {
+      if (typeof obj.resourceType !== 'string' || !isKnownResourceType(obj.resourceType)) continue;
+      actual = obj.resourceType;
+    }
+    if (slot?.valueSet && (type === 'Coding' || type === 'CodeableConcept')) {
+      const expansion = expandValueSet(slot.valueSet);
+      const codings = !expansion ? [] : type === 'Coding' ? [{ coding: obj, at: path }] : codingsOf(obj.coding, `${path}.coding`);
+      for (const { coding, at } of codings) {
+        if (!expansion || typeof coding.code !== 'string') continue;
+        const why = codingViolation(expansion, typeof coding.system === 'string' ? coding.system : undefined, coding.code);
+        if (why) issues.push(issue('error', 'code-invalid', why, `${at}.code`));
+      }
+    }
+    const slots = slotsOf(actual);
+    if (!slots) continue;
+    const children: (typeof stack)[number][] = [];
+    for (const key of Object.keys(obj)) {
+      const child = slots.get(key);
+      if (!child?.visit) continue;
+      const v = obj[key];
+      if (Array.isArray(v)) v.forEach((x, i) => children.push({ value: x, type: child.type, path: `${path}.${key}[${i}]`, slot: child }));
+      else children.push({ value: v, type: child.type, path: `${path}.${key}`, slot: child });
+    }
+    stack.push(...children.reverse());
+  }
+  return issues;
+}
+
+function codingsOf(value: unknown, path: string): { coding: Record<string, unknown>; at: string }[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((c, i) => (c !== null && typeof c === 'object' && !Array.isArray(c) ? [{ coding: c as Record<string, unknown>, at: `${path}[${i}]` }] : []));
 }
 
 /** Concrete JSON locations of an index-less path such as `Patient.name.given`. */
@@ -290,6 +404,9 @@ class ProfileValidator implements Validator {
 
     const resource = input as Resource;
     const out: Tagged[] = runMedplum(resource).map(structure);
+    // A value medplum already refused (a date out of its pattern) is not reported twice.
+    const refused = new Set(out.filter((t) => isErrorIssue(t.issue)).map((t) => t.issue.expression?.[0]));
+    for (const i of valueIssues(input as Record<string, unknown>, rt)) if (!refused.has(i.expression?.[0])) out.push(structure(i));
     const seen = new Set(out.map((t) => issueKey(t.issue)));
     const add = (origin: Origin, i: OperationOutcomeIssue): void => {
       const k = issueKey(i);

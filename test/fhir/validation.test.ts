@@ -11,7 +11,7 @@ import {
   INSTITUTION_LEVEL_SYSTEM,
   mrnSystem,
 } from '../../src/fhir/systems.js';
-import { createValidator, type ReferenceResolver, type Validator } from '../../src/fhir/validation.js';
+import { calendarProblem, createValidator, type ReferenceResolver, type Validator } from '../../src/fhir/validation.js';
 import { checkIdCard, idCardCheckChar } from '../../src/mpi/index.js';
 
 const PROFILES = new URL('../../profiles/', import.meta.url).pathname;
@@ -76,6 +76,133 @@ t.test('unknown or missing resource types are precise 400s', async (t) => {
   t.same(paths(await v.validate({ resourceType: 'Resource' })), ['resourceType'], 'abstract types are not resources');
   const contained = await v.validate({ resourceType: 'Patient', contained: [{ resourceType: 'Nope', id: 'x' }] });
   t.same(paths(contained), ['Patient.contained[0].resourceType']);
+});
+
+const issueAt = (issues: OperationOutcomeIssue[], path: string) => errors(issues).find((i) => i.expression?.[0] === path);
+
+t.test('codes of required bindings must be in the value set (400)', async (t) => {
+  const gender = await v.validate({ resourceType: 'Patient', gender: 'bloke' });
+  t.same(gender, [
+    {
+      severity: 'error',
+      code: 'code-invalid',
+      diagnostics: 'Value "bloke" is not in the required value set http://hl7.org/fhir/ValueSet/administrative-gender (male, female, other, unknown)',
+      expression: ['Patient.gender'],
+    },
+  ]);
+  const err = await thrown(v.assertValid({ resourceType: 'Patient', gender: 'bloke' }));
+  t.equal(err.statusCode, 400);
+  t.equal(err.code, 'GW_ERR_INVALID_RESOURCE');
+  t.equal(err.statusCode, (await thrown(v.assertValid({ ...patient([mrn]), gender: 'bloke' }))).statusCode, 'still 400 when a profile is claimed');
+
+  const status = await v.validate({ resourceType: 'Observation', status: 'not-a-status', code: { text: 'x' } });
+  t.same(paths(status), ['Observation.status']);
+  t.match(status[0].diagnostics, /observation-status \(registered, preliminary, final, amended, corrected, cancelled, entered-in-error, unknown\)/);
+
+  const arrays = await v.validate({
+    resourceType: 'Patient',
+    identifier: [{ use: 'usual', value: 'a' }, { use: 'weird', value: 'b' }],
+    telecom: [{ system: 'phone', value: '1' }, { system: 'pigeon', value: '2', use: 'home' }],
+    name: [{ use: 'maiden', family: 'A' }, { use: 'alias', family: 'B' }],
+    address: [{ use: 'postal', city: 'x' }],
+    contact: [{ gender: 'female', name: { text: 'c' } }, { gender: 'f', telecom: [{ system: 'email', use: 'office', value: 'x' }] }],
+    text: { status: 'made-up', div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' },
+  });
+  t.same(paths(arrays).sort(), [
+    'Patient.address[0].use',
+    'Patient.contact[1].gender',
+    'Patient.contact[1].telecom[0].use',
+    'Patient.identifier[1].use',
+    'Patient.name[1].use',
+    'Patient.telecom[1].system',
+    'Patient.text.status',
+  ]);
+  t.ok(errors(arrays).every((i) => i.code === 'code-invalid'));
+  t.match(issueAt(arrays, 'Patient.telecom[1].system')?.diagnostics, /"pigeon" .*contact-point-system \(phone, fax, email, pager, url, sms, other\)/);
+
+  const contained = await v.validate({ resourceType: 'Patient', contained: [{ resourceType: 'Observation', id: 'o', status: 'done', code: { text: 'x' } }] });
+  t.same(paths(contained), ['Patient.contained[0].status'], 'a contained resource is checked under its own type');
+
+  const choice = await v.validate({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueQuantity: { value: 1, comparator: '~' } });
+  t.same(paths(choice), ['Observation.valueQuantity.comparator'], 'a choice element is named as sent');
+  const components = [{ code: { text: 'a' }, valueQuantity: { value: 1, comparator: '<' } }, { code: { text: 'b' }, valueQuantity: { value: 1, comparator: '≈' } }];
+  const inComponent = { resourceType: 'Observation', status: 'final', code: { text: 'x' }, component: components };
+  t.same(paths(await v.validate(inComponent)), ['Observation.component[1].valueQuantity.comparator'], 'a choice element in a backbone array');
+  const ext = { resourceType: 'Patient', extension: [{ url: 'https://example.org/e', valueAge: { value: 3, comparator: 'about' } }] };
+  t.same(paths(await v.validate(ext)), ['Patient.extension[0].valueAge.comparator'], 'inside an extension value');
+
+  const condition = (code: string, system = 'http://terminology.hl7.org/CodeSystem/condition-clinical') => ({
+    resourceType: 'Condition',
+    subject: { reference: 'Patient/p' },
+    clinicalStatus: { coding: [{ system: 'http://snomed.info/sct', code: '55561003' }, { system, code }] },
+  });
+  t.same(paths(await v.validate(condition('active'))), []);
+  t.same(paths(await v.validate(condition('dormant'))), ['Condition.clinicalStatus.coding[1].code'], 'a bound CodeableConcept');
+  t.same(paths(await v.validate(condition('dormant', 'https://example.org/status'))), [], 'codings of other systems are not judged');
+});
+
+t.test('codes that must not be flagged', async (t) => {
+  const p = {
+    resourceType: 'Patient',
+    gender: 'female',
+    identifier: [{ use: 'official', system: 'urn:x', value: '1' }],
+    telecom: [{ system: 'phone', use: 'mobile', value: '1' }],
+    name: [{ use: 'maiden', family: 'A' }],
+    photo: [{ contentType: 'image/x-made-up-type', data: 'AAAA' }],
+    communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'zh-Hans-CN' }] } }],
+    language: 'zh-CN',
+    maritalStatus: { coding: [{ system: 'https://example.org/marital', code: 'whatever' }] },
+  };
+  t.same(await v.validate(p), [], 'valid codes; MIME types and languages are not enumerable; extensible bindings are open');
+  const obs = {
+    resourceType: 'Observation',
+    status: 'amended',
+    category: [{ coding: [{ system: 'https://example.org/categories', code: 'anything-at-all' }] }],
+    code: { coding: [{ system: 'http://loinc.org', code: 'not-a-loinc' }] },
+    interpretation: [{ coding: [{ system: 'https://example.org/i', code: 'odd' }] }],
+    valueQuantity: { value: 120, comparator: '>=', unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]-made-up' },
+  };
+  t.same(await v.validate(obs), [], 'extensible, preferred and example bindings; UCUM is not enumerable');
+  const money = { resourceType: 'Invoice', status: 'draft', totalNet: { value: 1, currency: 'XYZ' } };
+  t.same(paths(await v.validate(money)), [], 'ISO 4217 currencies are not enumerable');
+});
+
+t.test('dates must be on the calendar (400)', async (t) => {
+  const at = async (r: object) => errors(await v.validate(r)).map((i) => [i.expression?.[0], i.code]);
+  t.same(await at({ resourceType: 'Patient', birthDate: '2023-02-29' }), [['Patient.birthDate', 'value']], '2023 is not a leap year');
+  t.same(await at({ resourceType: 'Patient', birthDate: '2024-02-29' }), [], '2024 is');
+  t.same(await at({ resourceType: 'Patient', birthDate: '1900-02-29' }), [['Patient.birthDate', 'value']], 'nor is 1900');
+  t.same(await at({ resourceType: 'Patient', birthDate: '2000-02-29' }), [], '2000 is');
+  t.same(await at({ resourceType: 'Patient', birthDate: '1990-04-31' }), [['Patient.birthDate', 'value']]);
+  t.same(await at({ resourceType: 'Patient', birthDate: '1990-04' }), [], 'partial dates');
+  t.match((await v.validate({ resourceType: 'Patient', birthDate: '1990-02-30' }))[0]?.diagnostics, 'Invalid date "1990-02-30": February 1990 has 28 days, not 30');
+
+  t.same(await at({ resourceType: 'Patient', birthDate: '1990-13-01' }), [['Patient.birthDate', 'structure']], 'month 13: one issue, not two');
+  t.same(await at({ resourceType: 'Patient', birthDate: '1990-01-32' }), [['Patient.birthDate', 'structure']], 'day 32');
+
+  const obs = (extra: object) => ({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, ...extra });
+  t.same(await at(obs({ effectiveDateTime: '2023-02-29T10:00:00+08:00' })), [['Observation.effectiveDateTime', 'value']], 'dateTime in a choice');
+  t.same(await at(obs({ effectiveDateTime: '2024-02-29T23:59:60Z' })), [], 'a leap second');
+  t.same(await at(obs({ effectiveDateTime: '2024-02-29T24:00:00Z' })), [['Observation.effectiveDateTime', 'structure']], 'hour 24');
+  t.same(await at(obs({ effectiveDateTime: '2024-02-29T10:60:00Z' })), [['Observation.effectiveDateTime', 'structure']], 'minute 60');
+  t.same(await at(obs({ issued: '2023-06-31T10:00:00.000Z' })), [['Observation.issued', 'value']], 'instant');
+  t.same(await at(obs({ issued: '2024-06-30T10:00:00.000Z' })), []);
+  t.same(await at(obs({ effectivePeriod: { start: '2023-02-29', end: '2023-03-01' } })), [['Observation.effectivePeriod.start', 'value']], 'Period.start');
+  t.same(await at({ resourceType: 'Patient', name: [{ text: 'a' }, { text: 'b', period: { end: '2021-09-31T08:00:00+08:00' } }] }), [['Patient.name[1].period.end', 'value']]);
+  t.same(await at({ resourceType: 'Patient', deceasedDateTime: '2023-11-31' }), [['Patient.deceasedDateTime', 'value']]);
+  t.same(await at({ resourceType: 'Patient', _birthDate: { extension: [{ url: 'https://example.org/e', valueDate: '2023-02-29' }] } }), [['Patient._birthDate.extension[0].valueDate', 'value']]);
+  const err = await thrown(v.assertValid(obs({ issued: '2023-06-31T10:00:00.000Z' })));
+  t.equal(err.statusCode, 400);
+  t.equal(err.code, 'GW_ERR_INVALID_RESOURCE');
+});
+
+t.test('calendarProblem', async (t) => {
+  t.equal(calendarProblem('2024-02-29T23:59:59.123+14:00'), undefined);
+  t.equal(calendarProblem('2024'), undefined);
+  t.match(calendarProblem('2024-00'), /month 00/);
+  t.match(calendarProblem('2024-01-01T23:00:00+15:00'), /time zone offset \+?15:00/);
+  t.match(calendarProblem('2024-01-01T23:00:61Z'), /second 61/);
+  t.equal(calendarProblem('not a date'), undefined, 'the pattern is medplum\'s check');
 });
 
 t.test('reserved JavaScript property names are refused (medplum lets them through)', async (t) => {
