@@ -34,6 +34,9 @@ export const ERROR_CODES = {
   GW_ERR_BUSINESS_RULE: { status: 422, issue: 'business-rule' },
   GW_ERR_INTERNAL: { status: 500, issue: 'exception' },
   GW_ERR_UNAVAILABLE: { status: 503, issue: 'transient' },
+  GW_ERR_UNAUTHORIZED: { status: 401, issue: 'login' },
+  GW_ERR_INVALID_TOKEN: { status: 401, issue: 'security' },
+  GW_ERR_FORBIDDEN: { status: 403, issue: 'forbidden' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type GwErrorCode = keyof typeof ERROR_CODES;
