@@ -27,6 +27,12 @@ export interface Config {
   readonly maxPageSize: number;
   /** Search page size above which `_include` results are refused, to bound response size. */
   readonly maxIncludes: number;
+  /** JSON file of the registered OAuth2 clients; undefined: the demo community's clients. */
+  readonly clientsFile: string | undefined;
+  /** Private JWK (JSON) or PEM key that signs access tokens; undefined: an ephemeral key. */
+  readonly authSigningKey: string | undefined;
+  /** Lifetime of issued access tokens, in seconds. */
+  readonly tokenTtlSeconds: number;
 }
 
 interface EnvVar {
@@ -77,6 +83,19 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'DEFAULT_PAGE_SIZE', key: 'defaultPageSize', type: 'integer', default: '20', min: 1, max: 1000, description: 'Search page size when `_count` is absent.' },
   { name: 'MAX_PAGE_SIZE', key: 'maxPageSize', type: 'integer', default: '1000', min: 1, max: 10000, description: 'Largest `_count` honoured; larger values are lowered to it.' },
   { name: 'MAX_INCLUDES', key: 'maxIncludes', type: 'integer', default: '5000', min: 0, description: 'Most resources `_include`/`_revinclude` may add to one page.' },
+  {
+    name: 'CLIENTS_FILE',
+    key: 'clientsFile',
+    type: 'string',
+    description: 'JSON file of the registered OAuth2 clients (secrets as scrypt hashes, or JWKS). Unset: the demo clients in `demo/clients.json`, with a warning.',
+  },
+  {
+    name: 'AUTH_SIGNING_KEY',
+    key: 'authSigningKey',
+    type: 'string',
+    description: 'Private key signing access tokens, as a JWK (JSON, EC P-256 or RSA) or PKCS#8 PEM; share it between instances. Unset: a key generated at start (tokens do not survive a restart).',
+  },
+  { name: 'TOKEN_TTL_SECONDS', key: 'tokenTtlSeconds', type: 'integer', default: '300', min: 30, max: 86400, description: 'Lifetime of issued access tokens, in seconds.' },
 ];
 
 export class ConfigError extends Error {
