@@ -129,6 +129,21 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (seq) WHERE NOT dispatched;
 `,
   },
+  {
+    version: 2,
+    name: 'seen client assertion ids (replay protection)',
+    sql: `
+-- jti of every accepted client assertion (private_key_jwt) until it expires, shared by all
+-- gateway instances: a second INSERT of the same (client_id, jti) is a replay.
+CREATE TABLE auth_assertion_jti (
+  client_id  text        NOT NULL,
+  jti        text        NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX auth_assertion_jti_expires ON auth_assertion_jti (expires_at);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */
