@@ -37,9 +37,13 @@ export const ERROR_CODES = {
   GW_ERR_UNAUTHORIZED: { status: 401, issue: 'login' },
   GW_ERR_INVALID_TOKEN: { status: 401, issue: 'security' },
   GW_ERR_FORBIDDEN: { status: 403, issue: 'forbidden' },
+  GW_ERR_TOO_MANY_REQUESTS: { status: 429, issue: 'throttled' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type GwErrorCode = keyof typeof ERROR_CODES;
+
+/** Most issues one OperationOutcome lists. */
+export const MAX_ISSUES = 100;
 
 export class GatewayError extends Error {
   readonly statusCode: number;
@@ -55,9 +59,13 @@ export class GatewayError extends Error {
     const spec: ErrorSpec = ERROR_CODES[code];
     this.statusCode = spec.status;
     const expression = options.expression === undefined ? undefined : ([] as string[]).concat(options.expression);
-    const issues: OperationOutcomeIssue[] = options.issues?.length
+    let issues: OperationOutcomeIssue[] = options.issues?.length
       ? options.issues
       : [{ severity: 'error', code: spec.issue, diagnostics: message, ...(expression ? { expression } : {}) }];
+    if (issues.length > MAX_ISSUES) {
+      // A hostile body (a million bad array items) must not produce a million-issue answer.
+      issues = [...issues.slice(0, MAX_ISSUES), { severity: 'information', code: 'too-costly', diagnostics: `${issues.length - MAX_ISSUES} more issues not listed` }];
+    }
     this.outcome = {
       resourceType: 'OperationOutcome',
       issue: issues.map((i) => ({ ...i, details: { ...(i.details ?? {}), coding: [{ system: GW_ERROR_SYSTEM, code }] } })),

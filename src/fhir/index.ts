@@ -7,6 +7,7 @@ import type { CapabilityStatement } from '@medplum/fhirtypes';
 import type { Config } from '../config.js';
 import type { Db } from '../store/index.js';
 import { queryFromString } from '../store/search/index.js';
+import { parseJsonBody } from './json-body.js';
 import { loadBaseDefinitions } from './definitions.js';
 import { Repository } from './repository.js';
 import { buildCapabilityStatement } from './capability.js';
@@ -46,10 +47,16 @@ export interface FhirPluginOptions {
   readonly services: FhirServices;
 }
 
-/** JSON bodies: prototype-poisoning keys (`__proto__`, `constructor.prototype`) are refused. */
+/** JSON bodies go through one strict parser (json-body.ts); forms are search parameters. */
 function registerParsers(app: FastifyInstance): void {
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser(['application/fhir+json', 'application/json-patch+json'], { parseAs: 'string' }, json);
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json-patch+json'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, queryFromString(body as string));
   });

@@ -103,7 +103,8 @@ function preflight(root: Record<string, unknown>, rootType: string): OperationOu
         children.push({ value: obj[key], path: `${path}.${key}` });
       }
     }
-    stack.push(...children.reverse());
+    // A loop, not push(...children): a huge array would exceed the argument limit.
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
   return issues;
 }
@@ -180,6 +181,11 @@ function valueIssues(root: Record<string, unknown>, rootType: string): Operation
       }
       continue;
     }
+    if ((typeof value === 'number' || typeof value === 'boolean') && /^[A-Z]/.test(type)) {
+      // medplum lets a bare number or boolean stand where a complex type belongs.
+      issues.push(issue('error', 'structure', `Expected a ${type} object, got the ${typeof value} ${String(value)}`, path));
+      continue;
+    }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
     const obj = value as Record<string, unknown>;
     let actual = type;
@@ -206,7 +212,8 @@ function valueIssues(root: Record<string, unknown>, rootType: string): Operation
       if (Array.isArray(v)) v.forEach((x, i) => children.push({ value: x, type: child.type, path: `${path}.${key}[${i}]`, slot: child }));
       else children.push({ value: v, type: child.type, path: `${path}.${key}`, slot: child });
     }
-    stack.push(...children.reverse());
+    // A loop, not push(...children): a huge array would exceed the argument limit.
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
   return issues;
 }

@@ -366,3 +366,16 @@ t.test('partOf chain: cycles are refused', async (t) => {
   const byUrn: ReferenceResolver = async (ref) => (ref === 'urn:uuid:1' ? fresh : ref === 'urn:uuid:2' ? parent : undefined);
   t.match((await v.validate(fresh, byUrn))[0]?.diagnostics, /loops back to this organisation/);
 });
+
+t.test('regression: a bare number where a complex type belongs is refused', async (t) => {
+  const issues = await v.validate({ resourceType: 'Patient', identifier: [7], maritalStatus: true });
+  t.same(
+    issues.filter((i) => i.severity === 'error').map((i) => i.expression?.[0]),
+    ['Patient.identifier[0]', 'Patient.maritalStatus'],
+  );
+});
+
+t.test('regression: an array of 300,000 items does not exhaust the stack', async (t) => {
+  const issues = await v.validate({ resourceType: 'Patient', identifier: Array.from({ length: 300_000 }, () => ({ system: 'urn:x', value: 'v' })) });
+  t.same(issues.filter((i) => i.severity === 'error'), []);
+});
