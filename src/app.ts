@@ -7,6 +7,8 @@ import type { Logger } from './logger.js';
 import type { Db } from './store/index.js';
 import { fhirPlugin, type FhirServices } from './fhir/index.js';
 import { opsPlugin } from './ops/index.js';
+import { hygienePlugin } from './ops/hygiene.js';
+import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 
 export interface AppDeps {
@@ -14,6 +16,8 @@ export interface AppDeps {
   readonly logger: Logger;
   /** FHIR services built once at start (repository, validator, capability statement). */
   readonly fhir: FhirServices;
+  /** Shared Redis (REDIS_URL) for rate limits across instances; in process without it. */
+  readonly redis?: Redis;
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
@@ -37,6 +41,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     void reply.code(status).header('content-type', 'application/fhir+json; charset=utf-8').send(outcome);
   });
 
+  await app.register(hygienePlugin, { rateLimitMax: config.rateLimitMax, rateLimitWindowMs: config.rateLimitWindowMs, redis: deps.redis });
   await app.register(opsPlugin, { db: deps.db });
   await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
   return app;

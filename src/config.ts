@@ -33,6 +33,9 @@ export interface Config {
   readonly authSigningKey: string | undefined;
   /** Lifetime of issued access tokens, in seconds. */
   readonly tokenTtlSeconds: number;
+  readonly redisUrl: string | undefined;
+  readonly rateLimitMax: number;
+  readonly rateLimitWindowMs: number;
 }
 
 interface EnvVar {
@@ -96,6 +99,14 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: 'Private key signing access tokens, as a JWK (JSON, EC P-256 or RSA) or PKCS#8 PEM; share it between instances. Unset: a key generated at start (tokens do not survive a restart).',
   },
   { name: 'TOKEN_TTL_SECONDS', key: 'tokenTtlSeconds', type: 'integer', default: '300', min: 30, max: 86400, description: 'Lifetime of issued access tokens, in seconds.' },
+  {
+    name: 'REDIS_URL',
+    key: 'redisUrl',
+    type: 'url',
+    description: 'Redis (`redis://host:6379`) shared by several gateway instances: rate limits, and later subscription delivery. Unset: in process.',
+  },
+  { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '6000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
+  { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', type: 'integer', default: '60000', min: 1000, description: 'Length of the rate-limit window, in milliseconds.' },
 ];
 
 export class ConfigError extends Error {

@@ -8,6 +8,7 @@ import { openStore, type Db } from './store/index.js';
 import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } from './fhir/index.js';
 import { loadDemoCommunity } from './demo/index.js';
 import { buildApp } from './app.js';
+import { Redis } from 'ioredis';
 
 async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<void> {
   const { rows } = await db.query('SELECT 1 FROM resource LIMIT 1');
@@ -27,13 +28,16 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   logger.info({ store: db.kind }, 'store opened');
   const fhir = await createFhirServices(config, db);
   if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
-  const app = await buildApp(config, { db, logger, fhir });
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: false }) : undefined;
+  redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection problem'));
+  const app = await buildApp(config, { db, logger, fhir, redis });
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ listen: address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
   return {
     address,
     async stop() {
       await app.close();
+      redis?.disconnect();
       await db.close();
     },
   };

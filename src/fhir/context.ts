@@ -15,6 +15,14 @@ export interface RequestContext {
   readonly requestId?: string;
   /** How the data arrived: `rest`, `hl7v2`, `dicom`, `extract`, `system`. */
   readonly channel: string;
+  /**
+   * Granted SMART scopes. Undefined only for the gateway's own work (demo loading, internal
+   * jobs); every client request carries the scopes of its token.
+   */
+  readonly scopes?: readonly string[];
+  /** The client may also write for the institutions under its own (Organization.partOf). */
+  readonly subordinates?: boolean;
+  readonly role?: string;
 }
 
 export const SYSTEM_CONTEXT: RequestContext = Object.freeze({ channel: 'system', clientId: 'gateway' });

@@ -6,9 +6,10 @@
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Operation } from 'fast-json-patch';
-import { GatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { readCurrent, readVersion, type Db, type Queryable, type StoredRow } from '../store/index.js';
-import { searchBundle, type SearchOptions, type SearchQuery } from '../store/search/index.js';
+import { parseSearch, searchBundle, type SearchOptions, type SearchQuery } from '../store/search/index.js';
+import { assertCan, assertCanSearch, can } from '../auth/policy.js';
 import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
 import type { RequestContext } from './context.js';
 import { executeWrites, type ResourceValidator, type WriteRequest, type WriteResult } from './write-path.js';
@@ -52,12 +53,14 @@ export class Repository {
 
   /** Runs write requests as one all-or-nothing transaction. */
   async write(requests: readonly WriteRequest[], ctx: RequestContext): Promise<WriteResult[]> {
-    return this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator }));
+    const interaction: Interaction =
+      requests.length !== 1 ? 'transaction' : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as const)[requests[0].method];
+    return this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator })));
   }
 
   /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
   async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
-    return this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator })));
+    return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator }))));
   }
 
   async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {
@@ -96,6 +99,7 @@ export class Repository {
   /** The current version; 404 if unknown, 410 if deleted. `q` lets a transaction read its own writes. */
   async read(type: string, id: string, ctx: RequestContext, q: Queryable = this.db): Promise<StoredRow> {
     assertType(type);
+    await this.guard(ctx, 'read', async () => assertCan(ctx, type, 'r'), `${type}/${id}`);
     const row = await readCurrent(q, type, id);
     if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id} not found`, { expression: `${type}/${id}` });
     if (row.deleted) throw new GatewayError('GW_ERR_GONE', `${type}/${id} was deleted`, { expression: `${type}/${id}` });
@@ -105,6 +109,7 @@ export class Repository {
 
   async vread(type: string, id: string, versionId: string, ctx: RequestContext, q: Queryable = this.db): Promise<StoredRow> {
     assertType(type);
+    await this.guard(ctx, 'vread', async () => assertCan(ctx, type, 'r'), `${type}/${id}`);
     const vid = Number(versionId);
     const row = Number.isSafeInteger(vid) && vid > 0 ? await readVersion(q, type, id, vid) : undefined;
     if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id}/_history/${versionId} not found`, { expression: `${type}/${id}` });
@@ -116,7 +121,15 @@ export class Repository {
   /** lenient: unknown parameters are ignored and reported in the Bundle (`Prefer: handling=lenient`). */
   async search(type: string | undefined, query: SearchQuery, ctx: RequestContext, q: Queryable = this.db, lenient = false): Promise<Bundle> {
     if (type !== undefined) assertType(type);
-    const { bundle, matches, included } = await searchBundle(q, type, query, { ...this.searchOptions, lenient });
+    const options = { ...this.searchOptions, lenient };
+    await this.guard(ctx, type ? 'search-type' : 'search-system', async () => assertCanSearch(ctx, parseSearch(type, query, options)));
+    const { bundle, matches, included: all } = await searchBundle(q, type, query, options);
+    // Included resources of types the client may not read are left out of the page.
+    const included = all.filter((r) => can(ctx, r.type, 'r'));
+    if (included.length !== all.length) {
+      const keep = new Set(included.map((r) => `${r.type}/${r.id}`));
+      bundle.entry = bundle.entry?.filter((e) => e.search?.mode !== 'include' || keep.has(`${e.resource?.resourceType}/${e.resource?.id}`));
+    }
     const rows = [...matches, ...included];
     const patients = new Set<string>();
     for (const row of rows) for (const p of patientsOf(parse(row))) patients.add(p);
@@ -132,8 +145,9 @@ export class Repository {
 
   async history(target: { type?: string; id?: string }, query: HistoryQuery, ctx: RequestContext, q: Queryable = this.db): Promise<Bundle> {
     if (target.type !== undefined) assertType(target.type);
-    const { bundle, rows } = await historyBundle(q, target, query, this.searchOptions);
     const interaction: Interaction = target.id ? 'history-instance' : target.type ? 'history-type' : 'history-system';
+    await this.guard(ctx, interaction, async () => assertCan(ctx, target.type ?? '*', target.id ? 'r' : 's'));
+    const { bundle, rows } = await historyBundle(q, target, query, this.searchOptions);
     const patients = new Set<string>();
     for (const row of rows) if (row.content) for (const p of patientsOf(parse(row))) patients.add(p);
     await this.audit(q, ctx, {
@@ -143,6 +157,21 @@ export class Repository {
       patients: [...patients],
     });
     return bundle;
+  }
+
+  /**
+   * Runs fn; a refusal (403) is recorded as a failed access in its own statement, outside any
+   * transaction that the refusal rolls back, and rethrown.
+   */
+  private async guard<T>(ctx: RequestContext, interaction: Interaction, fn: () => Promise<T>, resource?: string): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isGatewayError(e) && (e.code === 'GW_ERR_FORBIDDEN' || e.code === 'GW_ERR_METHOD_NOT_ALLOWED')) {
+        await recordAccess(this.db, ctx, [{ interaction, outcome: '4', outcomeText: e.message, resources: resource ? [resource] : [], patients: [] }]);
+      }
+      throw e;
+    }
   }
 
   private async audit(q: Queryable, ctx: RequestContext, record: AccessRecord): Promise<void> {

@@ -16,6 +16,7 @@ import type { RequestContext } from './context.js';
 import { findReferences, isConditionalReference } from './references.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType } from './definitions.js';
+import { assertCan, authorizeWrite, writableInstitutions } from '../auth/policy.js';
 
 export interface WriteRequest {
   readonly method: WriteMethod;
@@ -273,6 +274,18 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
   for (const p of ordered) await step(() => resolveTargets(q, [p]), p);
   checkOverlap(ordered);
   for (const p of ordered) await step(() => buildContents([p]), p);
+  const writable = await writableInstitutions(q, ctx);
+  for (const p of ordered) {
+    await step(() => {
+      if (p.result) {
+        // A no-op still needs the right it asked to use: a matched conditional create, a repeated delete.
+        assertCan(ctx, p.req.type, p.req.method === 'DELETE' ? 'd' : 'c');
+        return;
+      }
+      const current = p.current && !p.current.deleted ? parseStored(p.current) : undefined;
+      authorizeWrite(ctx, writable, { type: p.req.type, method: p.req.method, current, next: p.resource, where: where(p.req) });
+    }, p);
+  }
   const maps = referenceMaps(ordered);
   for (const p of ordered) await step(() => rewriteReferences(q, p, maps), p);
 
