@@ -64,10 +64,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Access token for a system (client credentials)
+         * @description Issues a short-lived JWT access token (RFC 6749 §4.4, `grant_type=client_credentials`). The client authenticates with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret` in the body (`client_secret_post`), or with a JWT assertion signed RS384 or ES384 by a key of its registered JWKS (`private_key_jwt`, SMART Backend Services): `iss` = `sub` = client id, `aud` = this endpoint's URL, `exp` at most five minutes ahead, a fresh `jti`. Requested scopes are narrowed to those the client may have; without `scope`, all of them are granted.
+         */
+        post: operations["postToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        TokenRequest: {
+            /**
+             * @description Only `client_credentials` is supported.
+             * @example client_credentials
+             */
+            grant_type: string;
+            /**
+             * @description Space-separated SMART system scopes (`system/Observation.rs`, `system/*.cruds`; v1 `system/*.read` / `.write` accepted). Absent: every scope the client may have.
+             * @example system/Patient.rs system/Observation.cruds
+             */
+            scope?: string;
+            /** @description With `client_secret_post`; optional with `private_key_jwt`. */
+            client_id?: string;
+            /** @description With `client_secret_post` only. */
+            client_secret?: string;
+            /** @constant */
+            client_assertion_type?: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+            /** @description The signed JWT of `private_key_jwt`. */
+            client_assertion?: string;
+        };
+        TokenResponse: {
+            /** @description JWT (`typ: at+jwt`) with iss, sub = client_id, aud = `<BASE_URL>/fhir`, exp, iat, jti, scope, client_id and institution (USCC of the client's member institution, if any). */
+            access_token: string;
+            /** @constant */
+            token_type: "Bearer";
+            /** @description Lifetime in seconds (TOKEN_TTL_SECONDS). */
+            expires_in: number;
+            /** @description The granted scopes, space-separated. */
+            scope: string;
+        };
+        OAuthError: {
+            /** @enum {string} */
+            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "server_error";
+            error_description?: string;
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -155,6 +210,50 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+        };
+    };
+    postToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The access token, sent with `Cache-Control: no-store`. */
+            200: {
+                headers: {
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope (RFC 6749 §5.2). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description invalid_client: the client could not be authenticated. With HTTP Basic, the response carries `WWW-Authenticate: Basic`. */
+            401: {
+                headers: {
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
                 };
             };
         };
