@@ -48,11 +48,15 @@ function grantsOf(ctx: RequestContext): Grants | undefined {
   return g;
 }
 
+/** Types that a wildcard scope never covers: the audit log needs a scope that names it. */
+export const EXPLICIT_ONLY = new Set(['AuditEvent']);
+
 /** True when the context may do `perm` on `type`. A context without scopes is the gateway itself. */
 export function can(ctx: RequestContext, type: string, perm: Permission): boolean {
   const g = grantsOf(ctx);
   if (!g) return true;
-  return (g.byType.get(type)?.has(perm) ?? false) || (g.byType.get('*')?.has(perm) ?? false);
+  if (g.byType.get(type)?.has(perm)) return true;
+  return !EXPLICIT_ONLY.has(type) && (g.byType.get('*')?.has(perm) ?? false);
 }
 
 const WORDS: Record<Permission, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
