@@ -6,6 +6,7 @@
  * `system/*.read` / `.write` / `.*`, normalised to v2 (`rs`, `cud`, `cruds`). Enforcement of
  * the granted scopes on each interaction lives in policy.ts.
  */
+import { EXPLICIT_ONLY } from './policy.js';
 
 const PERMISSIONS = 'cruds';
 const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
@@ -57,7 +58,8 @@ function union(a: string, b: string): string {
  * The scopes to grant for a token request (RFC 6749 §3.3): each requested scope narrowed to
  * what the client's allowed scopes cover (an allowed scope covers a request of the same or any
  * type when its type is `*`, and without a query or with the same query); requested scopes the
- * client may not have at all are dropped. No request: every allowed scope. Empty result: the
+ * client may not have at all are dropped. A `*` scope never covers the types of
+ * policy.ts's EXPLICIT_ONLY (AuditEvent). No request: every allowed scope. Empty result: the
  * caller answers invalid_scope.
  */
 export function grantScopes(allowed: readonly string[], requested: readonly string[] | undefined): string[] {
@@ -69,7 +71,8 @@ export function grantScopes(allowed: readonly string[], requested: readonly stri
     if (!want) continue;
     let covered = '';
     for (const a of allowedParsed) {
-      if (a.type !== '*' && a.type !== want.type) continue;
+      // As in policy.ts: `*` does not cover the audit log, which needs a scope naming it.
+      if (a.type === '*' ? EXPLICIT_ONLY.has(want.type) : a.type !== want.type) continue;
       if (a.query !== '' && a.query !== want.query) continue;
       covered = union(covered, a.perms);
     }

@@ -125,4 +125,6 @@ t.test('scopes: normalisation and grants', async (t) => {
   t.same(grantScopes(['system/Observation.rs?category=laboratory'], ['system/Observation.rs']), [], 'a query-limited scope does not cover the whole type');
   t.same(grantScopes(['system/Observation.rs'], ['system/Observation.r?category=laboratory']), ['system/Observation.r?category=laboratory']);
   t.same(grantScopes(['system/*.cruds'], ['system/*.read', 'system/*.rs']), ['system/*.rs'], 'duplicates after normalisation collapse');
+  t.same(grantScopes(platform, ['system/AuditEvent.rs']), [], 'a wildcard does not grant the audit log');
+  t.same(grantScopes(['system/AuditEvent.rs'], ['system/AuditEvent.read']), ['system/AuditEvent.rs']);
 });

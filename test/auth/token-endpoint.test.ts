@@ -189,6 +189,8 @@ for (const backend of BACKENDS) {
       oauthError(t, write, 400, 'invalid_scope');
       const notSystem = await postToken(app, { grant_type: CC, scope: 'patient/*.read openid' }, { authorization: basic('county-his', 'county-his-secret') });
       oauthError(t, notSystem, 400, 'invalid_scope');
+      const audit = await postToken(app, { grant_type: CC, scope: 'system/AuditEvent.rs' }, { authorization: basic('regional-platform', 'regional-platform-secret') });
+      oauthError(t, audit, 400, 'invalid_scope');
       const ok = await postToken(app, { grant_type: CC, scope: 'system/AuditEvent.rs' }, { authorization: basic('auditor', 'auditor-secret') });
       t.equal(ok.statusCode, 200);
     });
