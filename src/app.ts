@@ -8,6 +8,7 @@ import type { Db } from './store/index.js';
 import { fhirPlugin, type FhirServices } from './fhir/index.js';
 import { opsPlugin } from './ops/index.js';
 import { hygienePlugin } from './ops/hygiene.js';
+import { authPlugin } from './auth/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 
@@ -42,6 +43,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   await app.register(hygienePlugin, { rateLimitMax: config.rateLimitMax, rateLimitWindowMs: config.rateLimitWindowMs, redis: deps.redis });
+  // Every route registered after this needs a valid bearer token, but for PUBLIC_ROUTES.
+  await app.register(authPlugin, { config, db: deps.db });
   await app.register(opsPlugin, { db: deps.db });
   await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
   return app;

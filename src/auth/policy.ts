@@ -10,28 +10,30 @@ import { INSTITUTION_TAG_SYSTEM, USCC_SYSTEM } from '../fhir/systems.js';
 import type { RequestContext } from '../fhir/context.js';
 import type { ParsedSearch, Filter } from '../store/search/index.js';
 import type { Queryable } from '../store/index.js';
+import { EXPLICIT_ONLY, parseScope } from './scopes.js';
+
+export { EXPLICIT_ONLY } from './scopes.js';
 
 /** SMART v2 permissions: create, read, update, delete, search. */
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
-
-const V1: Record<string, Permission[]> = { read: ['r', 's'], write: ['c', 'u', 'd'], '*': ['c', 'r', 'u', 'd', 's'] };
 
 export interface Grants {
   /** Permissions by resource type; `*` applies to every type. */
   readonly byType: ReadonlyMap<string, ReadonlySet<Permission>>;
 }
 
-/** Parses `system/Observation.rs`, `system/*.cruds`, v1 `system/*.read`. Non-system scopes grant nothing here. */
+/**
+ * What granted scopes allow. Scopes narrowed by a query (`system/Observation.rs?category=…`)
+ * grant nothing here until narrowing is enforced: refusing is the safe reading.
+ */
 export function parseScopes(scopes: readonly string[]): Grants {
   const byType = new Map<string, Set<Permission>>();
-  for (const scope of scopes) {
-    const m = /^system\/([A-Za-z]+|\*)\.([a-z*]+)(\?.*)?$/.exec(scope.trim());
-    if (!m) continue;
-    const [, type, perms] = m;
-    const set = byType.get(type) ?? new Set<Permission>();
-    if (V1[perms]) V1[perms].forEach((p) => set.add(p));
-    else if (/^c?r?u?d?s?$/.test(perms)) for (const p of perms) set.add(p as Permission);
-    byType.set(type, set);
+  for (const raw of scopes) {
+    const scope = parseScope(raw.trim());
+    if (!scope || scope.query) continue;
+    const set = byType.get(scope.type) ?? new Set<Permission>();
+    for (const p of scope.perms) set.add(p as Permission);
+    byType.set(scope.type, set);
   }
   return { byType };
 }
@@ -47,9 +49,6 @@ function grantsOf(ctx: RequestContext): Grants | undefined {
   }
   return g;
 }
-
-/** Types that a wildcard scope never covers: the audit log needs a scope that names it. */
-export const EXPLICIT_ONLY = new Set(['AuditEvent']);
 
 /** True when the context may do `perm` on `type`. A context without scopes is the gateway itself. */
 export function can(ctx: RequestContext, type: string, perm: Permission): boolean {

@@ -6,7 +6,8 @@
  * `system/*.read` / `.write` / `.*`, normalised to v2 (`rs`, `cud`, `cruds`). Enforcement of
  * the granted scopes on each interaction lives in policy.ts.
  */
-import { EXPLICIT_ONLY } from './policy.js';
+/** Types that a wildcard scope never covers: the audit log needs a scope that names it. */
+export const EXPLICIT_ONLY: ReadonlySet<string> = new Set(['AuditEvent']);
 
 const PERMISSIONS = 'cruds';
 const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
@@ -59,7 +60,7 @@ function union(a: string, b: string): string {
  * what the client's allowed scopes cover (an allowed scope covers a request of the same or any
  * type when its type is `*`, and without a query or with the same query); requested scopes the
  * client may not have at all are dropped. A `*` scope never covers the types of
- * policy.ts's EXPLICIT_ONLY (AuditEvent). No request: every allowed scope. Empty result: the
+ * EXPLICIT_ONLY (AuditEvent). No request: every allowed scope. Empty result: the
  * caller answers invalid_scope.
  */
 export function grantScopes(allowed: readonly string[], requested: readonly string[] | undefined): string[] {

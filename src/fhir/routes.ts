@@ -31,10 +31,13 @@ export interface RouteDeps {
   readonly repository: Repository;
 }
 
-/** The request context of a REST call. Authentication (client, institution) is added by the auth plugin. */
+/**
+ * The request context of a REST call, from the verified token (auth plugin). A request without
+ * one gets no scopes at all, so it can do nothing: only the gateway's own work runs unscoped.
+ */
 export function restContext(req: FastifyRequest): RequestContext {
   const purpose = req.headers['x-purpose-of-use'];
-  const auth = (req as FastifyRequest & { auth?: { clientId?: string; institution?: string; userId?: string } }).auth;
+  const auth = req.auth;
   return {
     channel: 'rest',
     sourceIp: req.ip,
@@ -43,6 +46,9 @@ export function restContext(req: FastifyRequest): RequestContext {
     clientId: auth?.clientId,
     institution: auth?.institution,
     userId: auth?.userId,
+    scopes: auth?.scopes ?? [],
+    role: auth?.role,
+    subordinates: auth?.subordinates,
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * A gateway app on an isolated test database, driven with app.inject().
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
@@ -9,7 +9,12 @@ import { createFhirServices, type FhirServices } from '../../src/fhir/index.js';
 import { openTestDb, type Backend, type TestDb } from './db.js';
 
 export interface TestApp {
+  /** The app; its inject() sends the admin client's token unless the request sets authorization. */
   readonly app: FastifyInstance;
+  /** inject() without any token. */
+  readonly anonymous: FastifyInstance['inject'];
+  /** A bearer token for a demo client (demo/clients.json), e.g. `county-his`, `auditor`. */
+  token(clientId: string, scopes?: readonly string[]): Promise<string>;
   readonly tdb: TestDb;
   readonly config: Config;
   readonly fhir: FhirServices;
@@ -24,8 +29,19 @@ export async function createTestApp(backend: Backend, env: Record<string, string
   const fhir = await createFhirServices(config, tdb.db);
   const app = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir });
   await app.ready();
+  const admin = await app.auth.mint('admin');
+  const raw = app.inject.bind(app);
+  const withToken = (opts: InjectOptions | string): InjectOptions => {
+    const o: InjectOptions = typeof opts === 'string' ? { url: opts } : opts;
+    const headers = { ...(o.headers ?? {}) };
+    if (!('authorization' in headers)) headers.authorization = `Bearer ${admin}`;
+    return { ...o, headers };
+  };
+  (app as unknown as { inject: (o: InjectOptions | string) => unknown }).inject = (opts: InjectOptions | string) => raw(withToken(opts));
   return {
     app,
+    anonymous: raw as FastifyInstance['inject'],
+    token: (clientId, scopes) => app.auth.mint(clientId, scopes),
     tdb,
     config,
     fhir,
