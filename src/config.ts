@@ -36,6 +36,12 @@ export interface Config {
   readonly redisUrl: string | undefined;
   readonly rateLimitMax: number;
   readonly rateLimitWindowMs: number;
+  /** Digest of the audit hash chains: SM3 (GB/T 32905), SHA-256, or `auto` (SM3 when available). */
+  readonly auditHash: 'auto' | 'sm3' | 'sha256';
+  /** Number of independent audit hash chains appended to concurrently. */
+  readonly auditChains: number;
+  /** Months of audit records kept; older whole months are dropped. */
+  readonly auditRetentionMonths: number;
 }
 
 interface EnvVar {
@@ -107,6 +113,32 @@ export const ENV_VARS: readonly EnvVar[] = [
   },
   { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '6000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
   { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', type: 'integer', default: '60000', min: 1000, description: 'Length of the rate-limit window, in milliseconds.' },
+  {
+    name: 'AUDIT_HASH',
+    key: 'auditHash',
+    type: 'string',
+    default: 'auto',
+    enum: ['auto', 'sm3', 'sha256'],
+    description: 'Digest of the audit trail hash chains: `sm3` (GB/T 32905), `sha256`, or `auto` (SM3 when the runtime has it, else SHA-256).',
+  },
+  {
+    name: 'AUDIT_CHAINS',
+    key: 'auditChains',
+    type: 'integer',
+    default: '8',
+    min: 1,
+    max: 256,
+    description: 'Independent audit hash chains; transactions append to different chains so that auditing does not serialise writes. About the number of concurrent writers.',
+  },
+  {
+    name: 'AUDIT_RETENTION_MONTHS',
+    key: 'auditRetentionMonths',
+    type: 'integer',
+    default: '180',
+    min: 6,
+    max: 1200,
+    description: 'Months of audit records kept before whole monthly partitions are dropped. At least 6 (Cybersecurity Law art. 21: network logs kept no less than six months); default 180 (15 years, the outpatient record period).',
+  },
 ];
 
 export class ConfigError extends Error {
