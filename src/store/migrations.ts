@@ -144,6 +144,107 @@ CREATE TABLE auth_assertion_jti (
 CREATE INDEX auth_assertion_jti_expires ON auth_assertion_jti (expires_at);
 `,
   },
+  {
+    version: 3,
+    name: 'audit trail: hash-chained, partitioned by month, append-only',
+    sql: `
+-- Records of the migration-1 table predate the hash chain: kept apart (dropped when empty).
+ALTER TABLE audit_event RENAME TO audit_event_v1;
+ALTER INDEX audit_event_recorded RENAME TO audit_event_v1_recorded;
+ALTER TABLE audit_event_v1 RENAME CONSTRAINT audit_event_pkey TO audit_event_v1_pkey;
+ALTER TABLE audit_event_v1 RENAME CONSTRAINT audit_event_id_key TO audit_event_v1_id_key;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM audit_event_v1) THEN DROP TABLE audit_event_v1; END IF;
+END $$;
+
+-- One row per AuditEvent, partitioned by month of recorded (UTC) so that retention drops whole
+-- partitions. The searched facts are columns; content is the AuditEvent JSON as hashed.
+-- Each row is link seq of chain: hash = H(prev_hash, chain, seq, the columns, content).
+CREATE TABLE audit_event (
+  recorded     timestamptz NOT NULL,
+  id           text        NOT NULL,
+  chain        integer     NOT NULL,
+  seq          bigint      NOT NULL,
+  action       text        NOT NULL,
+  subtype      text        NOT NULL,
+  outcome      text        NOT NULL,
+  client_id    text,
+  institution  text,
+  user_id      text,
+  source_ip    text,
+  purpose      text,
+  patient_refs text[]      NOT NULL DEFAULT '{}',
+  entity_refs  text[]      NOT NULL DEFAULT '{}',
+  alg          text        NOT NULL,
+  prev_hash    text        NOT NULL,
+  hash         text        NOT NULL,
+  content      text        NOT NULL,
+  PRIMARY KEY (chain, seq, recorded)
+) PARTITION BY RANGE (recorded);
+CREATE INDEX audit_event_recorded_id ON audit_event (recorded, id);
+CREATE INDEX audit_event_id ON audit_event (id);
+CREATE INDEX audit_event_client ON audit_event (client_id, recorded);
+CREATE INDEX audit_event_patients ON audit_event USING gin (patient_refs);
+CREATE INDEX audit_event_entities ON audit_event USING gin (entity_refs);
+-- Catches rows of a month whose partition does not exist yet, so that auditing never fails;
+-- audit_event_add_partition moves them out when it creates that month.
+CREATE TABLE audit_event_default PARTITION OF audit_event DEFAULT;
+
+-- The application only appends: UPDATE, DELETE and TRUNCATE are refused. Retention drops
+-- whole partitions (no row trigger fires).
+CREATE FUNCTION audit_event_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $fn$;
+CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+  FOR EACH ROW EXECUTE FUNCTION audit_event_refuse_change();
+CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_event_refuse_change();
+
+-- Head of each chain: the last link (seq, hash), locked FOR UPDATE by the appending transaction;
+-- anchor: the last link dropped by retention, where verification starts.
+CREATE TABLE audit_chain (
+  chain         integer     PRIMARY KEY,
+  active        boolean     NOT NULL DEFAULT true,
+  alg           text        NOT NULL DEFAULT 'sm3',
+  seq           bigint      NOT NULL DEFAULT 0,
+  hash          text        NOT NULL,
+  last_recorded timestamptz,
+  anchor_seq    bigint      NOT NULL DEFAULT 0,
+  anchor_hash   text        NOT NULL
+);
+INSERT INTO audit_chain (chain, hash, anchor_hash)
+  SELECT c, repeat('0', 64), repeat('0', 64) FROM generate_series(0, 7) AS c;
+
+-- Creates the partition of the month holding day m (UTC) if missing, moving into it any rows
+-- that the default partition caught for that month. True when it created one.
+CREATE FUNCTION audit_event_add_partition(m date) RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+  lo_ts timestamp := date_trunc('month', m::timestamp);
+  lo    timestamptz := lo_ts AT TIME ZONE 'UTC';
+  hi    timestamptz := (lo_ts + interval '1 month') AT TIME ZONE 'UTC';
+  name  text := 'audit_event_' || to_char(lo_ts, 'YYYY_MM');
+BEGIN
+  PERFORM pg_advisory_xact_lock(7262002);
+  IF to_regclass(name) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  IF EXISTS (SELECT 1 FROM audit_event_default WHERE recorded >= lo AND recorded < hi) THEN
+    EXECUTE format('CREATE TABLE %I (LIKE audit_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    ALTER TABLE audit_event_default DISABLE TRIGGER audit_event_append_only;
+    EXECUTE format('WITH moved AS (DELETE FROM audit_event_default WHERE recorded >= $1 AND recorded < $2 RETURNING *)
+                    INSERT INTO %I SELECT * FROM moved', name) USING lo, hi;
+    ALTER TABLE audit_event_default ENABLE TRIGGER audit_event_append_only;
+    EXECUTE format('ALTER TABLE audit_event ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+  ELSE
+    EXECUTE format('CREATE TABLE %I PARTITION OF audit_event FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+  END IF;
+  RETURN true;
+END $fn$;
+SELECT audit_event_add_partition((now() AT TIME ZONE 'UTC')::date);
+SELECT audit_event_add_partition(((now() AT TIME ZONE 'UTC') + interval '1 month')::date);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

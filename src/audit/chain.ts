@@ -1,0 +1,221 @@
+/**
+ * The hash chains of the audit trail. Events are appended to one of N independent chains; each
+ * record stores H(prev_hash, its position, its columns, its content), so that a record changed
+ * or removed in the database breaks its chain. The head of each chain (last seq and hash) is a
+ * row of audit_chain, locked FOR UPDATE by the appending transaction until it commits: one
+ * transaction holds at most one chain, and picks a chain no other transaction holds (SKIP
+ * LOCKED), so appends of concurrent transactions do not wait for each other while fewer of them
+ * than chains are in flight.
+ */
+import { createHash, getHashes, randomUUID } from 'node:crypto';
+import type { Db, Queryable } from '../store/index.js';
+import type { RequestContext } from '../fhir/context.js';
+import { GatewayError } from '../errors.js';
+import { buildAuditEvent, eventColumns, type AccessRecord } from './event.js';
+
+export type HashAlgorithm = 'sm3' | 'sha256';
+
+/** Hash of the chain's origin: the prev_hash of its first record. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function sm3Available(): boolean {
+  return getHashes().includes('sm3');
+}
+
+/** `auto`: SM3 (GB/T 32905) when the runtime's OpenSSL has it, else SHA-256. */
+export function resolveHashAlgorithm(wanted: 'auto' | HashAlgorithm): HashAlgorithm {
+  if (wanted === 'sha256') return 'sha256';
+  if (sm3Available()) return 'sm3';
+  if (wanted === 'sm3') throw new Error('AUDIT_HASH=sm3 but this runtime has no SM3 digest (crypto.getHashes() lacks sm3); use sha256');
+  return 'sha256';
+}
+
+/** One stored link of a chain: the columns the hash covers. */
+export interface ChainRecord {
+  readonly chain: number;
+  readonly seq: number;
+  readonly alg: string;
+  readonly id: string;
+  /** ISO instant with milliseconds. */
+  readonly recorded: string;
+  readonly action: string;
+  readonly subtype: string;
+  readonly outcome: string;
+  readonly clientId: string | null;
+  readonly institution: string | null;
+  readonly userId: string | null;
+  readonly sourceIp: string | null;
+  readonly purpose: string | null;
+  readonly patientRefs: readonly string[];
+  readonly entityRefs: readonly string[];
+  readonly content: string;
+}
+
+/** H(prev_hash bytes ‖ JSON of position and columns ‖ LF ‖ content), in lower-case hex. */
+export function linkHash(prevHash: string, r: ChainRecord): string {
+  const h = createHash(r.alg);
+  h.update(Buffer.from(prevHash, 'hex'));
+  h.update(
+    JSON.stringify([
+      r.chain,
+      r.seq,
+      r.alg,
+      r.id,
+      r.recorded,
+      r.action,
+      r.subtype,
+      r.outcome,
+      r.clientId,
+      r.institution,
+      r.userId,
+      r.sourceIp,
+      r.purpose,
+      r.patientRefs,
+      r.entityRefs,
+    ]),
+  );
+  h.update('\n');
+  h.update(r.content);
+  return h.digest('hex');
+}
+
+export interface ChainSettings {
+  /** Number of chains appended to (AUDIT_CHAINS). */
+  readonly chains: number;
+  readonly alg: HashAlgorithm;
+}
+
+/**
+ * Makes chains 0..n-1 the active ones, hashed with alg from now on. Chains beyond n stay (and
+ * are verified) but receive no more events. Run at start, before serving.
+ */
+export async function configureAuditChains(db: Db, settings: ChainSettings): Promise<void> {
+  if (!Number.isSafeInteger(settings.chains) || settings.chains < 1) throw new Error(`audit chains must be a positive integer, not ${settings.chains}`);
+  createHash(settings.alg);
+  await db.tx(async (q) => {
+    await q.query('SELECT pg_advisory_xact_lock(7262003)');
+    await q.query(
+      `INSERT INTO audit_chain (chain, hash, anchor_hash)
+       SELECT c, $2, $2 FROM generate_series(0, $1::int - 1) AS c
+       ON CONFLICT (chain) DO NOTHING`,
+      [settings.chains, GENESIS_HASH],
+    );
+    await q.query('UPDATE audit_chain SET active = chain < $1, alg = $2 WHERE active IS DISTINCT FROM (chain < $1) OR alg <> $2', [settings.chains, settings.alg]);
+  });
+}
+
+interface HeadRow {
+  chain: number;
+  seq: number;
+  hash: string;
+  alg: string;
+  last_recorded: Date | string | null;
+  now: Date | string;
+}
+
+const HEAD_COLUMNS = 'chain, seq, hash, alg, last_recorded, clock_timestamp() AS now';
+
+/** The chain each open transaction holds, so that a second append in it takes the same one. */
+const heldChain = new WeakMap<Queryable, number>();
+
+async function lockHead(q: Queryable): Promise<HeadRow> {
+  const held = heldChain.get(q);
+  if (held !== undefined) {
+    const { rows } = await q.query<HeadRow>(`SELECT ${HEAD_COLUMNS} FROM audit_chain WHERE chain = $1 FOR UPDATE`, [held]);
+    if (rows[0]) return rows[0];
+  }
+  // A chain that no other transaction holds, in random order so that chains grow evenly.
+  let { rows } = await q.query<HeadRow>(`SELECT ${HEAD_COLUMNS} FROM audit_chain WHERE active ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED`);
+  if (!rows[0]) {
+    // Every chain is held: wait for one (this transaction holds none, so no deadlock).
+    ({ rows } = await q.query<HeadRow>(
+      `SELECT ${HEAD_COLUMNS} FROM audit_chain WHERE chain = (SELECT chain FROM audit_chain WHERE active ORDER BY random() LIMIT 1) FOR UPDATE`,
+    ));
+  }
+  if (!rows[0]) throw new GatewayError('GW_ERR_INTERNAL', 'No active audit chain: the audit_chain table is empty');
+  heldChain.set(q, rows[0].chain);
+  return rows[0];
+}
+
+function isDb(q: Queryable): q is Db {
+  return typeof (q as Partial<Db>).tx === 'function';
+}
+
+export interface AppendOptions {
+  /**
+   * Time of the events instead of the database clock (loading or replaying old records). Within
+   * a chain, time never goes backwards: an earlier value is raised to the chain's last one.
+   */
+  readonly recorded?: Date;
+}
+
+/** ids of the appended events, in order. */
+export interface AppendResult {
+  readonly chain: number;
+  readonly firstSeq: number;
+  readonly ids: string[];
+}
+
+/**
+ * Appends the AuditEvents of records to one chain, in q's transaction: one head lock, one
+ * multi-row insert with the head update. Given the Db itself (no open transaction), it runs in
+ * a transaction of its own.
+ */
+export async function appendAuditEvents(q: Queryable, ctx: RequestContext, records: readonly AccessRecord[], options: AppendOptions = {}): Promise<AppendResult | undefined> {
+  if (records.length === 0) return undefined;
+  if (isDb(q)) return q.tx((t) => appendAuditEvents(t, ctx, records, options));
+  const head = await lockHead(q);
+  // The database clock, read under the lock: recorded never decreases along a chain, so that a
+  // month partition holds a contiguous stretch of every chain (retention cuts chains cleanly).
+  const at = Math.max(
+    (options.recorded ?? new Date(head.now)).getTime(),
+    head.last_recorded === null ? 0 : new Date(head.last_recorded).getTime(),
+  );
+  const recorded = new Date(at).toISOString();
+  const alg = head.alg;
+  const shared = {
+    chain: head.chain,
+    alg,
+    recorded,
+    clientId: ctx.clientId ?? null,
+    institution: ctx.institution ?? null,
+    userId: ctx.userId ?? null,
+    sourceIp: ctx.sourceIp ?? null,
+    purpose: ctx.purposeOfUse ?? 'TREAT',
+  };
+  let prev = head.hash;
+  const rows = records.map((rec, i) => {
+    const id = randomUUID();
+    const content = JSON.stringify({ ...buildAuditEvent(ctx, rec, recorded), id });
+    const link: ChainRecord = { ...shared, ...eventColumns(rec), seq: head.seq + 1 + i, id, content };
+    const hash = linkHash(prev, link);
+    const row = {
+      id,
+      seq: link.seq,
+      action: link.action,
+      subtype: link.subtype,
+      outcome: link.outcome,
+      patient_refs: link.patientRefs,
+      entity_refs: link.entityRefs,
+      prev_hash: prev,
+      hash,
+      content,
+    };
+    prev = hash;
+    return row;
+  });
+  const last = rows[rows.length - 1];
+  await q.query(
+    `WITH ins AS (
+       INSERT INTO audit_event (recorded, id, chain, seq, action, subtype, outcome, client_id, institution, user_id, source_ip, purpose,
+                                patient_refs, entity_refs, alg, prev_hash, hash, content)
+       SELECT $2::timestamptz, x.id, $3, x.seq, x.action, x.subtype, x.outcome, $4, $5, $6, $7, $8,
+              x.patient_refs, x.entity_refs, $9, x.prev_hash, x.hash, x.content
+         FROM jsonb_to_recordset($1::jsonb) AS x(id text, seq bigint, action text, subtype text, outcome text,
+              patient_refs text[], entity_refs text[], prev_hash text, hash text, content text)
+     )
+     UPDATE audit_chain SET seq = $10, hash = $11, last_recorded = $2::timestamptz WHERE chain = $3`,
+    [JSON.stringify(rows), recorded, head.chain, shared.clientId, shared.institution, shared.userId, shared.sourceIp, shared.purpose, alg, last.seq, last.hash],
+  );
+  return { chain: head.chain, firstSeq: head.seq + 1, ids: rows.map((r) => r.id) };
+}
