@@ -15,8 +15,27 @@ import { TEST_DATABASE_URL } from './helpers/db.js';
 
 const logger = createLogger('silent');
 
-async function json(url: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(url, init);
+/** Every request of these tests is made as the demo admin client, with a token from /auth/token. */
+const tokens = new Map<string, string>();
+
+async function token(base: string): Promise<string> {
+  let tok = tokens.get(base);
+  if (!tok) {
+    const r = await fetch(`${base}/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&client_id=admin&client_secret=admin-secret',
+    });
+    tok = ((await r.json()) as { access_token: string }).access_token;
+    tokens.set(base, tok);
+  }
+  return tok;
+}
+
+async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const base = new URL(url).origin;
+  const headers = { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${await token(base)}` };
+  const r = await fetch(url, { ...init, headers });
   const text = await r.text();
   return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
@@ -48,6 +67,9 @@ t.test('embedded store: demo community on first start, data kept across restart'
   const dir = mkdtempSync(join(tmpdir(), 'hie-data-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const first = await startOn({ DATA_DIR: dir });
+  t.teardown(() => first.stop().catch(() => undefined));
+  const anonymous = await fetch(`${first.base}/fhir/Organization`);
+  t.equal(anonymous.status, 401, 'no token, no data');
   const ready = await json(`${first.base}/readyz`);
   t.equal(ready.status, 200);
   const orgs = await json(`${first.base}/fhir/Organization?_count=100`);
@@ -82,6 +104,7 @@ t.test('PostgreSQL: data kept across restart', { skip: TEST_DATABASE_URL ? false
   const url = new URL(TEST_DATABASE_URL as string);
   url.searchParams.set('options', `-c search_path=${schema}`);
   const first = await startOn({ DATABASE_URL: url.toString() });
+  t.teardown(() => first.stop().catch(() => undefined));
   const created = await json(`${first.base}/fhir/Basic`, {
     method: 'POST',
     headers: { 'content-type': 'application/fhir+json' },

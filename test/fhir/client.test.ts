@@ -16,6 +16,14 @@ for (const backend of BACKENDS) {
     t.teardown(() => ta.close());
     const address = await ta.app.listen({ host: '127.0.0.1', port: 0 });
     const client = new MedplumClient({ baseUrl: `${address}/`, fhirUrlPath: 'fhir', cacheTime: 0, fetch: globalThis.fetch });
+    // As the county hospital's HIS would: a token from the gateway's token endpoint.
+    const tokenResponse = await fetch(`${address}/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('county-his:county-his-secret').toString('base64')}` },
+      body: 'grant_type=client_credentials',
+    });
+    t.equal(tokenResponse.status, 200);
+    client.setAccessToken(((await tokenResponse.json()) as { access_token: string }).access_token);
 
     const patient = await client.createResource<Patient>({
       resourceType: 'Patient',
@@ -44,7 +52,7 @@ for (const backend of BACKENDS) {
       t.equal((err as OperationOutcomeError).outcome.issue[0].code, 'conflict');
       const raw = await fetch(`${address}/fhir/Patient/${patient.id}`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/fhir+json', 'if-match': 'W/"1"' },
+        headers: { 'content-type': 'application/fhir+json', 'if-match': 'W/"1"', authorization: `Bearer ${client.getAccessToken()}` },
         body: JSON.stringify(current),
       });
       t.equal(raw.status, 412);

@@ -9,6 +9,7 @@ import type { FhirServices } from '../index.js';
 import { allResourceTypes } from '../definitions.js';
 import { restContext, FHIR_JSON } from '../routes.js';
 import { GatewayError } from '../../errors.js';
+import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 
 export interface OperationEntry {
@@ -60,6 +61,8 @@ export async function registerOperationRoutes(app: FastifyInstance, deps: { conf
 
   app.post<{ Params: { type: string } }>('/:type/$validate', { config: { interaction: 'operation' } }, async (req, reply) => {
     const body = bodyOf(req);
+    // Validating reveals nothing stored, but it is still an interaction on the type: read rights.
+    assertCan(restContext(req), req.params.type, 'r');
     if (!body) throw new GatewayError('GW_ERR_INVALID_RESOURCE', '$validate needs a resource in the body', { expression: 'body' });
     checkType(body, req.params.type);
     const outcome = await runValidate(validator, body, paramsOf(req), resolver);
