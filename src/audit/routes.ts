@@ -28,11 +28,9 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const NDJSON = 'application/fhir+ndjson; charset=utf-8';
 const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
 
-/** The request context, with the scopes of the authenticated client. */
+/** The request context (client, institution, scopes of the verified token). */
 function auditContext(req: FastifyRequest): RequestContext {
-  const ctx = restContext(req);
-  const auth = (req as FastifyRequest & { auth?: { scopes?: readonly string[] } }).auth;
-  return ctx.scopes !== undefined || auth?.scopes === undefined ? ctx : { ...ctx, scopes: auth.scopes };
+  return restContext(req);
 }
 
 function queryText(req: FastifyRequest): string {
