@@ -65,9 +65,20 @@ function table(results: readonly WorkloadResult[]): string {
   return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** A token for the county hospital's HIS (demo client), as an integrating system would get it. */
+async function bearer(baseUrl: string): Promise<string> {
+  const res = await fetch(`${baseUrl}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('county-his:county-his-secret').toString('base64')}` },
+    body: 'grant_type=client_credentials',
+  });
+  if (!res.ok) throw new Error(`token endpoint answered ${res.status}: ${await res.text()}`);
+  return `Bearer ${((await res.json()) as { access_token: string }).access_token}`;
+}
+
 async function seed(gateway: Gateway): Promise<{ data: SeededData; seconds: number; mode: string }> {
   const started = performance.now();
-  const seeder = createSeeder(`${gateway.baseUrl}/fhir`, { batch: settings.batch, concurrency: 4 });
+  const seeder = createSeeder(`${gateway.baseUrl}/fhir`, { batch: settings.batch, concurrency: 4, authorization: await bearer(gateway.baseUrl) });
   // A run-specific offset keeps identifiers distinct from any earlier run on the same database.
   const base = (Math.floor(Date.now() / 1000) % 20_000) * 1000;
   const patientNumbers = Array.from({ length: settings.patients }, (_, i) => base + i);
@@ -108,13 +119,14 @@ async function main(): Promise<void> {
 
     console.log(`seeding ${settings.patients} Patients and ${settings.observations} Observations, ${settings.batch} per transaction Bundle`);
     const seeded = await seed(gateway);
+    const authorization = await bearer(gateway.baseUrl);
     console.log(`  done in ${seeded.seconds.toFixed(1)} s (${Math.round((settings.patients + settings.observations) / seeded.seconds)} resources/s)`);
     const stored = await db.countResources();
     if (stored < settings.patients + settings.observations) {
       throw new Error(`only ${stored} resources are in ${db.isolation} ${db.name}: the gateway did not write where the benchmark expected`);
     }
 
-    const selected = workloads(seeded.data).filter((w) => settings.only.length === 0 || settings.only.some((o) => w.name.toLowerCase().includes(o)));
+    const selected = workloads(seeded.data, authorization).filter((w) => settings.only.length === 0 || settings.only.some((o) => w.name.toLowerCase().includes(o)));
     const results: WorkloadResult[] = [];
     for (const w of selected) {
       if (interrupted) break;

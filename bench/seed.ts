@@ -68,8 +68,8 @@ export function observation(n: number, patientId: string): Record<string, unknow
 
 const FHIR_JSON = 'application/fhir+json';
 
-async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON }, body: JSON.stringify(body) });
+async function post(url: string, body: unknown, authorization: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON, authorization }, body: JSON.stringify(body) });
   const text = await res.text();
   let json: Record<string, unknown>;
   try {
@@ -105,12 +105,12 @@ export interface Seeder {
  * Writes through transaction Bundles of `batch` entries; if the first Bundle is refused, warns
  * and writes one resource per POST instead, so the read and search workloads can still run.
  */
-export function createSeeder(fhirBase: string, options: { batch: number; concurrency: number }): Seeder {
+export function createSeeder(fhirBase: string, options: { batch: number; concurrency: number; authorization: string }): Seeder {
   let mode: 'transaction' | 'single' = 'transaction';
 
   async function single(resource: Record<string, unknown>): Promise<string> {
     const type = String(resource.resourceType);
-    const { status, json } = await post(`${fhirBase}/${type}`, resource);
+    const { status, json } = await post(`${fhirBase}/${type}`, resource, options.authorization);
     const id = typeof json.id === 'string' ? json.id : undefined;
     if (status !== 201 || !id) throw new Error(`POST ${type} answered ${status}: ${JSON.stringify(json).slice(0, 500)}`);
     return id;
@@ -126,7 +126,7 @@ export function createSeeder(fhirBase: string, options: { batch: number; concurr
         request: { method: 'POST', url: String(resource.resourceType) },
       })),
     };
-    const { status, json } = await post(fhirBase, bundle);
+    const { status, json } = await post(fhirBase, bundle, options.authorization);
     if (status !== 200) {
       if (mode === 'transaction') console.warn(`transaction Bundle refused (${status}): ${JSON.stringify(json).slice(0, 300)}; falling back to single POSTs`);
       return undefined;

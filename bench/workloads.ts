@@ -23,7 +23,6 @@ export interface Workload {
 }
 
 const FHIR_JSON = 'application/fhir+json';
-const HEADERS = { accept: FHIR_JSON };
 
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)];
@@ -33,7 +32,9 @@ function enc(s: string): string {
   return encodeURIComponent(s);
 }
 
-export function workloads(data: SeededData): Workload[] {
+/** authorization: the `Bearer …` header every request carries, as an integrating HIS would. */
+export function workloads(data: SeededData, authorization: string): Workload[] {
+  const HEADERS = { accept: FHIR_JSON, authorization };
   const readPath = () => `/fhir/Patient/${pick(data.patientIds)}`;
   const observationSearchPath = () => {
     const key = pick(data.observationKeys);

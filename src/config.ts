@@ -111,7 +111,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'url',
     description: 'Redis (`redis://host:6379`) shared by several gateway instances: rate limits, and later subscription delivery. Unset: in process.',
   },
-  { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '6000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
+  { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '60000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
   { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', type: 'integer', default: '60000', min: 1000, description: 'Length of the rate-limit window, in milliseconds.' },
   {
     name: 'AUDIT_HASH',
