@@ -9,6 +9,7 @@ import { fhirPlugin, type FhirServices } from './fhir/index.js';
 import { opsPlugin } from './ops/index.js';
 import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
+import { auditRoutes } from './audit/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 
@@ -46,6 +47,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Every route registered after this needs a valid bearer token, but for PUBLIC_ROUTES.
   await app.register(authPlugin, { config, db: deps.db });
   await app.register(opsPlugin, { db: deps.db });
+  // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
+  await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
   return app;
 }

@@ -8,6 +8,7 @@ import { openStore, type Db } from './store/index.js';
 import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } from './fhir/index.js';
 import { loadDemoCommunity } from './demo/index.js';
 import { buildApp } from './app.js';
+import { maintainAuditPartitions, prepareAudit } from './audit/index.js';
 import { Redis } from 'ioredis';
 
 async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<void> {
@@ -26,6 +27,15 @@ export interface Running {
 export async function start(config: Config, logger: Logger): Promise<Running> {
   const db = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
   logger.info({ store: db.kind }, 'store opened');
+  const audit = await prepareAudit(db, config);
+  logger.info({ hash: audit.alg, chains: audit.chains }, 'audit trail ready');
+  // Keep next month's audit partition ready and drop months past retention, once a day.
+  const maintenance = setInterval(() => {
+    maintainAuditPartitions(db, { retentionMonths: config.auditRetentionMonths }).catch((err: unknown) =>
+      logger.error({ err }, 'audit partition maintenance failed'),
+    );
+  }, 24 * 3_600_000);
+  maintenance.unref();
   const fhir = await createFhirServices(config, db);
   if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: false }) : undefined;
@@ -36,6 +46,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   return {
     address,
     async stop() {
+      clearInterval(maintenance);
       await app.close();
       redis?.disconnect();
       await db.close();

@@ -219,7 +219,7 @@ for (const backend of BACKENDS) {
       const after = await counts(ta);
       t.equal(after.outbox, before.outbox + 1);
       t.ok(after.audit >= before.audit + 1);
-      const ev = await ta.tdb.db.query<{ content: string }>(`SELECT content FROM audit_event ORDER BY seq DESC LIMIT 1`);
+      const ev = await ta.tdb.db.query<{ content: string }>(`SELECT content FROM audit_event WHERE subtype = 'create' ORDER BY recorded DESC, seq DESC LIMIT 1`);
       const audit = JSON.parse(ev.rows[0].content);
       t.equal(audit.action, 'C');
       t.match(audit.entity[0].what.reference, /^Patient\//);

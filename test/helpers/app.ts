@@ -5,6 +5,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
+import { prepareAudit } from '../../src/audit/index.js';
 import { createFhirServices, type FhirServices } from '../../src/fhir/index.js';
 import { openTestDb, type Backend, type TestDb } from './db.js';
 
@@ -26,6 +27,7 @@ export const TEST_BASE = 'http://gateway.test';
 export async function createTestApp(backend: Backend, env: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig({ BASE_URL: TEST_BASE, LOG_LEVEL: 'silent', ...env });
   const tdb = await openTestDb(backend);
+  await prepareAudit(tdb.db, config);
   const fhir = await createFhirServices(config, tdb.db);
   const app = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir });
   await app.ready();
