@@ -4,6 +4,7 @@
  * patient concerned, the query), when, from where (source address), outcome and purpose of use.
  * Also the searched facts of an event, stored as columns beside it.
  */
+import { USCC_SYSTEM } from '../fhir/systems.js';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import type { RequestContext } from '../fhir/context.js';
 
@@ -137,12 +138,15 @@ export function buildAuditEvent(ctx: RequestContext, rec: AccessRecord, recorded
     {
       type: { coding: [{ system: DCM, code: '110153', display: 'Source Role ID' }] },
       who: { identifier: { system: CLIENT_SYSTEM, value: ctx.clientId ?? 'anonymous' } },
-      ...(ctx.institution ? { location: { reference: `Organization/${ctx.institution}` } } : {}),
       requestor: !ctx.userId,
       ...(ctx.sourceIp ? { network: { address: ctx.sourceIp, type: '2' as const } } : {}),
     },
   ];
   if (ctx.userId) agent.push({ who: { identifier: { system: USER_SYSTEM, value: ctx.userId } }, requestor: true });
+  // The member institution the client acts for, by its unified social credit code.
+  if (ctx.institution) {
+    agent.push({ type: { text: 'member institution' }, who: { type: 'Organization', identifier: { system: USCC_SYSTEM, value: ctx.institution } }, requestor: false });
+  }
   agent.push({
     type: { coding: [{ system: DCM, code: '110152', display: 'Destination Role ID' }] },
     who: { display: 'county-hie-gateway' },

@@ -193,7 +193,7 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
     }
   });
 
-  await registerTokenRoute(app, { clients, keys, settings, jti: createJtiStore(opts.db), tokenUrl: `${opts.config.baseUrl}${TOKEN_PATH}` });
+  await registerTokenRoute(app, { clients, keys, settings, jti: createJtiStore(opts.db), tokenUrl: `${opts.config.baseUrl}${TOKEN_PATH}`, db: opts.db });
 }
 
 /** The auth plugin: `await app.register(authPlugin, { config, db })` before the protected routes. */

@@ -15,6 +15,8 @@ import { OAuthError } from './oauth-error.js';
 import { grantScopes, splitScopeParam } from './scopes.js';
 import { verifySecret } from './secrets.js';
 import { issueToken, type TokenSettings } from './tokens.js';
+import { recordAccess } from '../audit/index.js';
+import type { Queryable } from '../store/index.js';
 
 type TokenRequest = components['schemas']['TokenRequest'];
 type TokenResponse = components['schemas']['TokenResponse'];
@@ -34,6 +36,33 @@ export interface TokenEndpointDeps {
   readonly jti: JtiStore;
   /** Absolute URL of this endpoint: the `aud` client assertions must carry. */
   readonly tokenUrl: string;
+  /** Where token requests are audited, granted or refused. */
+  readonly db: Queryable;
+}
+
+/** The client id a request claims (verified only once authentication succeeds). */
+function claimedClientId(req: FastifyRequest): string | undefined {
+  const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const id = Buffer.from(basic[1], 'base64').toString('utf8').split(':')[0];
+    try {
+      return decodeURIComponent(id).slice(0, 128);
+    } catch {
+      return id.slice(0, 128);
+    }
+  }
+  if (typeof req.body === 'string') {
+    const id = new URLSearchParams(req.body).get('client_id');
+    if (id) return id.slice(0, 128);
+  }
+  return undefined;
+}
+
+/** Every token request leaves an AuditEvent: a login, or a failed one under the claimed client id. */
+async function auditTokenRequest(req: FastifyRequest, deps: TokenEndpointDeps, outcome: '0' | '4', clientId: string | undefined, institution?: string, why?: string): Promise<void> {
+  await recordAccess(deps.db, { channel: 'rest', clientId, institution, sourceIp: req.ip, requestId: String(req.id) }, [
+    { interaction: 'token', outcome, resources: [], patients: [], ...(why ? { outcomeText: why } : {}) },
+  ]);
 }
 
 type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
@@ -136,6 +165,7 @@ async function handleToken(req: FastifyRequest, reply: FastifyReply, deps: Token
     );
   }
   const token = await issueToken(deps.keys, deps.settings, client, granted);
+  await auditTokenRequest(req, deps, '0', client.clientId, client.institution);
   req.log.info({ clientId: client.clientId, authMethod: method, scope: token.scope }, 'access token issued');
   void reply.header('cache-control', 'no-store').header('pragma', 'no-cache').header('content-type', JSON_TYPE);
   return { access_token: token.accessToken, token_type: 'Bearer', expires_in: token.expiresIn, scope: token.scope };
@@ -147,10 +177,13 @@ export async function registerTokenRoute(app: FastifyInstance, deps: TokenEndpoi
     if (child.hasContentTypeParser(FORM)) child.removeContentTypeParser(FORM);
     child.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
 
-    child.setErrorHandler((err: FastifyError | OAuthError, req, reply) => {
+    child.setErrorHandler(async (err: FastifyError | OAuthError, req, reply) => {
       const basicUsed = /^Basic\b/i.test(req.headers.authorization ?? '');
       if (err instanceof OAuthError) {
         req.log.info({ oauthError: err.error, reason: err.description }, 'token request refused');
+        await auditTokenRequest(req, deps, '4', claimedClientId(req), undefined, `${err.error}: ${err.description ?? ''}`).catch((e: unknown) =>
+          req.log.error({ err: e }, 'token refusal could not be audited'),
+        );
         return sendError(reply, err, basicUsed);
       }
       const status = (err as FastifyError).statusCode ?? 500;

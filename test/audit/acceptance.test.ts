@@ -49,7 +49,7 @@ for (const backend of BACKENDS) {
       t.match(row, { client_id: 'his-town-clinic', institution: 'org-town-clinic', subtype: 'read', patient_refs: [patients[1]] });
       const ev = JSON.parse(row.content) as AuditEvent;
       t.equal(ev.agent?.[0].who?.identifier?.value, 'his-town-clinic');
-      t.equal(ev.agent?.[0].location?.reference, 'Organization/org-town-clinic');
+      t.equal(ev.agent?.find((a) => a.who?.type === 'Organization')?.who?.identifier?.value, 'org-town-clinic', 'the institution is an agent of its own');
       t.same(ev.entity?.filter((e) => e.role?.code === '1').map((e) => e.what?.reference), [patients[1]]);
     });
 
