@@ -2,6 +2,7 @@
  * A gateway app on an isolated test database, driven with app.inject().
  */
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
@@ -24,12 +25,12 @@ export interface TestApp {
 
 export const TEST_BASE = 'http://gateway.test';
 
-export async function createTestApp(backend: Backend, env: Record<string, string> = {}): Promise<TestApp> {
+export async function createTestApp(backend: Backend, env: Record<string, string> = {}, deps: { redis?: Redis } = {}): Promise<TestApp> {
   const config = loadConfig({ BASE_URL: TEST_BASE, LOG_LEVEL: 'silent', ...env });
   const tdb = await openTestDb(backend);
   await prepareAudit(tdb.db, config);
   const fhir = await createFhirServices(config, tdb.db);
-  const app = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir });
+  const app = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir, redis: deps.redis });
   await app.ready();
   const admin = await app.auth.mint('admin');
   const raw = app.inject.bind(app);
