@@ -48,7 +48,15 @@ const CASES: Record<string, Case> = {
     payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: obs(), request: { method: 'POST', url: 'Observation' } }] },
   }),
   validate: async () => ({ method: 'POST', url: '/fhir/Observation/$validate', headers: FHIR_HEADERS, payload: obs() }),
+  'audit-search': async () => ({ method: 'GET', url: '/fhir/AuditEvent?action=C' }),
+  'audit-verify': async () => ({ method: 'GET', url: '/fhir/AuditEvent/$verify' }),
   'audit-write': async () => ({ method: 'POST', url: '/fhir/AuditEvent', headers: FHIR_HEADERS, payload: { resourceType: 'AuditEvent' } }),
+  'audit-write-in-bundle': async () => ({
+    method: 'POST',
+    url: '/fhir',
+    headers: FHIR_HEADERS,
+    payload: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'AuditEvent' }, request: { method: 'POST', url: 'AuditEvent' } }] },
+  }),
   metrics: async () => ({ method: 'GET', url: '/metrics' }),
 };
 
@@ -69,7 +77,10 @@ const EXPECTED: Record<string, readonly number[]> = {
   'delete-county-data':  [204,   403,     403,    403,     403,    204,   401],
   transaction:           [200,   200,     200,    403,     403,    200,   401],
   validate:              [200,   200,     200,    200,     403,    200,   401],
+  'audit-search':        [403,   403,     403,    403,     200,    403,   401],
+  'audit-verify':        [403,   403,     403,    403,     200,    403,   401],
   'audit-write':         [405,   405,     405,    405,     405,    405,   401],
+  'audit-write-in-bundle': [405, 405,     405,    405,     405,    405,   401],
   metrics:               [200,   200,     200,    200,     200,    200,   401],
 };
 
