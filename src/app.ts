@@ -28,7 +28,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     bodyLimit: config.bodyLimit,
     // Path parameters are FHIR ids (≤ 64 characters) and types; anything longer is refused.
     routerOptions: { maxParamLength: 500 },
-    disableRequestLogging: false,
     trustProxy: false,
     return503OnClosing: true,
   });
