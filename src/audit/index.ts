@@ -18,7 +18,7 @@ export { appendAuditEvents, configureAuditChains, resolveHashAlgorithm, sm3Avail
 export { verifyAuditChains, type VerifyResult, type VerifyOptions, type BrokenLink, type ChainReport } from './verify.js';
 export { maintainAuditPartitions, listAuditPartitions, type PartitionOptions, type PartitionReport } from './partitions.js';
 export { auditRoutes, verifyParameters, type AuditRoutesOptions } from './routes.js';
-export { assertAuditorScope, auditPermissions, type AuditPermission } from './access.js';
+export { assertAuditorScope, type AuditPermission } from './access.js';
 
 /**
  * Appends the AuditEvents of records (one per access) in q's transaction: all of them to one
