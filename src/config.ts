@@ -42,6 +42,8 @@ export interface Config {
   readonly auditChains: number;
   /** Months of audit records kept; older whole months are dropped. */
   readonly auditRetentionMonths: number;
+  /** Directory of the ConceptMap JSON files (local codes → LOINC / ICD-10) loaded at start. */
+  readonly terminologyDir: string;
 }
 
 interface EnvVar {
@@ -138,6 +140,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     min: 6,
     max: 1200,
     description: 'Months of audit records kept before whole monthly partitions are dropped. At least 6 (Cybersecurity Law art. 21: network logs kept no less than six months); default 180 (15 years, the outpatient record period).',
+  },
+  {
+    name: 'TERMINOLOGY_DIR',
+    key: 'terminologyDir',
+    type: 'string',
+    default: './mappings/terminology',
+    description: 'ConceptMap JSON files (local lab, diagnosis and exam codes → LOINC / ICD-10) loaded and checked at start; a bad file stops start-up.',
   },
 ];
 

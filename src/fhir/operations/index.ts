@@ -11,6 +11,8 @@ import { restContext, FHIR_JSON } from '../routes.js';
 import { GatewayError } from '../../errors.js';
 import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
+import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
+import { loadTerminology, type Terminology } from '../../terminology/index.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -18,7 +20,10 @@ export interface OperationEntry {
   readonly types: readonly string[];
 }
 
-export const OPERATIONS: readonly OperationEntry[] = [{ definition: VALIDATE_DEFINITION, types: allResourceTypes() }];
+export const OPERATIONS: readonly OperationEntry[] = [
+  { definition: VALIDATE_DEFINITION, types: allResourceTypes() },
+  { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
+];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
 function paramsOf(req: FastifyRequest): { profile?: string; mode?: string } {
@@ -47,8 +52,13 @@ function bodyOf(req: FastifyRequest): Resource | undefined {
   return b;
 }
 
-export async function registerOperationRoutes(app: FastifyInstance, deps: { config: Config; services: FhirServices }): Promise<void> {
+export async function registerOperationRoutes(
+  app: FastifyInstance,
+  deps: { config: Config; services: FhirServices; terminology?: Terminology },
+): Promise<void> {
   const { repository, validator } = deps.services;
+  // The terminology index shared with ingest when the caller built one; else loaded here, at start.
+  await registerTranslateRoutes(app, { terminology: deps.terminology ?? (await loadTerminology(deps.config.terminologyDir)) });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
     try {
