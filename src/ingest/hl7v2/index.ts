@@ -4,3 +4,4 @@ export * from './parse.js';
 export * from './escape.js';
 export * from './charset.js';
 export * from './batch.js';
+export * from './ack.js';
