@@ -261,6 +261,7 @@ CREATE TABLE hl7_processed (
 );
 
 -- Messages that could not be stored (refused, unmappable, storage down), kept with their raw bytes
+-- and their origin (channel, OAuth client, MLLP port: a replay is checked as the original was)
 -- for replay after a fix. spool_id: the local spool file a row came from (DB down at the time),
 -- so that moving the spool into the table twice inserts it once.
 CREATE TABLE dead_letter (
@@ -271,6 +272,8 @@ CREATE TABLE dead_letter (
   sender_id      text,
   remote_address text,
   channel        text        NOT NULL,
+  client_id      text,
+  local_port     integer,
   message_type   text,
   control_id     text,
   ack_code       text        NOT NULL,
