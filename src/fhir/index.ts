@@ -14,6 +14,7 @@ import { buildCapabilityStatement } from './capability.js';
 import { registerRestRoutes, FHIR_JSON } from './routes.js';
 import { registerOperationRoutes, OPERATIONS } from './operations/index.js';
 import { createValidator, type Validator } from './validation.js';
+import { loadTerminology, registerTerminologyMetrics, type Terminology } from '../terminology/index.js';
 
 export { Repository } from './repository.js';
 export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
@@ -25,6 +26,8 @@ export interface FhirServices {
   readonly repository: Repository;
   readonly validator: Validator;
   readonly capability: CapabilityStatement;
+  /** ConceptMaps of the community, loaded once; shared by $translate and the feed mappings. */
+  readonly terminology: Terminology;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -33,13 +36,14 @@ export const SERVER_VERSION = '0.1.0';
 export async function createFhirServices(config: Config, db: Db): Promise<FhirServices> {
   loadBaseDefinitions();
   const validator = await createValidator(config.profilesDir);
+  const terminology = await loadTerminology(config.terminologyDir);
   const repository = new Repository({
     db,
     validator,
     search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
   });
   const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
-  return { repository, validator, capability };
+  return { repository, validator, capability, terminology };
 }
 
 export interface FhirPluginOptions {
@@ -64,6 +68,7 @@ function registerParsers(app: FastifyInstance): void {
 
 export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions): Promise<void> {
   registerParsers(app);
+  if (app.metrics) registerTerminologyMetrics(app.metrics, opts.services.terminology);
   const capabilityJson = JSON.stringify(opts.services.capability);
   app.get('/metadata', { config: { interaction: 'capabilities' } }, async (_req, reply) => {
     return reply.header('content-type', FHIR_JSON).send(capabilityJson);

@@ -12,7 +12,6 @@ import { GatewayError } from '../../errors.js';
 import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
-import { loadTerminology, type Terminology } from '../../terminology/index.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -54,11 +53,10 @@ function bodyOf(req: FastifyRequest): Resource | undefined {
 
 export async function registerOperationRoutes(
   app: FastifyInstance,
-  deps: { config: Config; services: FhirServices; terminology?: Terminology },
+  deps: { config: Config; services: FhirServices },
 ): Promise<void> {
   const { repository, validator } = deps.services;
-  // The terminology index shared with ingest when the caller built one; else loaded here, at start.
-  await registerTranslateRoutes(app, { terminology: deps.terminology ?? (await loadTerminology(deps.config.terminologyDir)) });
+  await registerTranslateRoutes(app, { terminology: deps.services.terminology });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
     try {
