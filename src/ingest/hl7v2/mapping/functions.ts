@@ -1,0 +1,267 @@
+/**
+ * The fixed registry of value functions a mapping file may name. Each declares its parameters;
+ * the loader refuses a file that names an unknown function or passes an undeclared argument, so
+ * nothing is looked up by name at run time that was not checked at start.
+ */
+import { FHIR_BASE, ID_CARD_SYSTEM, mrnSystem } from '../../../fhir/systems.js';
+import { checkIdCard } from '../../../mpi/index.js';
+import { scalar, type Node } from './path.js';
+import { HL7_ERROR, type Hl7ErrorCode } from './errors.js';
+
+/** A value that cannot be converted; the engine turns it into a warning or a MappingError. */
+export class ConversionError extends Error {
+  constructor(
+    message: string,
+    readonly hl7Code: Hl7ErrorCode = HL7_ERROR.DATA_TYPE_ERROR,
+  ) {
+    super(message);
+    this.name = 'ConversionError';
+  }
+}
+
+/** Arguments as the engine hands them over: a path gives every value it names, const/var their value. */
+export type FnArgs = Readonly<Record<string, unknown>>;
+
+export interface FnEnv {
+  /** UTC offset used for timestamps that carry none (`+08:00`). */
+  readonly timezone: string;
+  readonly tables: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
+}
+
+export interface ValueFn {
+  readonly params: readonly string[];
+  /** False when the function reads only its arguments (no `from`). */
+  readonly input: boolean;
+  readonly run: (input: Node | undefined, args: FnArgs, env: FnEnv) => unknown;
+}
+
+export const UCUM = 'http://unitsofmeasure.org';
+export const LOCAL_CODE_SYSTEM_PREFIX = `${FHIR_BASE}/CodeSystem/local/`;
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string') return v === '' ? undefined : v;
+  if (Array.isArray(v)) {
+    const s = scalar(v[0] as Node | undefined);
+    return s === '' ? undefined : s;
+  }
+  return undefined;
+}
+
+function nodes(v: unknown): Node[] {
+  return Array.isArray(v) ? (v as Node[]) : [];
+}
+
+function comp(n: Node | undefined, c: number, s = 1): string {
+  const v = n?.data[c - 1]?.[s - 1] ?? '';
+  return v === '""' ? '' : v;
+}
+
+// ---------------------------------------------------------------- dates and numbers
+
+const TS = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2}(?:\.\d{1,4})?)?([+-]\d{4})?$/;
+
+/** HL7 TS/DTM/DT → FHIR dateTime (`dateOnly` cuts to a date). */
+export function hl7DateTime(raw: string, timezone: string, dateOnly = false): string {
+  const m = TS.exec(raw.trim());
+  if (!m) throw new ConversionError(`"${raw}" is not an HL7 date/time`);
+  const [, y, mo, d, h, mi, s, tz] = m;
+  if (mo && (Number(mo) < 1 || Number(mo) > 12)) throw new ConversionError(`"${raw}" has month ${mo}`);
+  if (d) {
+    const last = new Date(Date.UTC(Number(y), Number(mo), 0)).getUTCDate();
+    if (Number(d) < 1 || Number(d) > last) throw new ConversionError(`"${raw}" has day ${d}`);
+  }
+  if ((h && Number(h) > 23) || (mi && Number(mi) > 59) || (s && Number(s) >= 60)) throw new ConversionError(`"${raw}" has an invalid time`);
+  let out = y + (mo ? `-${mo}` : '') + (d ? `-${d}` : '');
+  if (dateOnly || !h) return out;
+  if (!d) return out;
+  out += `T${h}:${mi ?? '00'}:${s ?? '00'}`;
+  const off = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : timezone;
+  return out + (off === '+00:00' || off === '-00:00' ? 'Z' : off);
+}
+
+function hl7Time(raw: string): string {
+  const m = /^(\d{2})(\d{2})?(\d{2}(?:\.\d{1,4})?)?(?:[+-]\d{4})?$/.exec(raw.trim());
+  if (!m || Number(m[1]) > 23 || Number(m[2] ?? 0) > 59) throw new ConversionError(`"${raw}" is not an HL7 time`);
+  return `${m[1]}:${m[2] ?? '00'}:${m[3] ?? '00'}`;
+}
+
+export function hl7Number(raw: string): number {
+  const t = raw.trim();
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(t)) throw new ConversionError(`"${raw}" is not a number`);
+  return Number(t);
+}
+
+// ---------------------------------------------------------------- codes and units
+
+/** URI of a coding system named in a CWE/CE (`LN`, `SCT`, `I10`, `HL70078`, a local name or none). */
+export function codingSystemUri(name: string | undefined, institution: string | undefined, env: FnEnv): string {
+  const local = LOCAL_CODE_SYSTEM_PREFIX + (institution ?? 'unknown');
+  if (!name || name === 'L' || name === '99LOCAL') return local;
+  const known = env.tables.get('codingSystems')?.get(name.toUpperCase());
+  if (typeof known === 'string') return known;
+  const v2 = /^HL7(\d{4})$/i.exec(name);
+  if (v2) return `http://terminology.hl7.org/CodeSystem/v2-${v2[1]}`;
+  if (/^\d+(\.\d+)+$/.test(name)) return `urn:oid:${name}`;
+  return `${local}/${encodeURIComponent(name)}`;
+}
+
+interface Quantity {
+  value?: number;
+  comparator?: string;
+  unit?: string;
+  system?: string;
+  code?: string;
+}
+
+function unitOf(units: unknown, env: FnEnv, institution: string | undefined): Omit<Quantity, 'value'> {
+  const u = nodes(units)[0];
+  const code = comp(u, 1);
+  if (!code) return {};
+  const name = comp(u, 3);
+  const system = !name || /^(UCUM|ANS\+|ISO\+)$/i.test(name) ? UCUM : codingSystemUri(name, institution, env);
+  return { unit: comp(u, 2) || code, system, code };
+}
+
+function quantity(value: number, units: unknown, env: FnEnv, institution: string | undefined, comparator?: string): Quantity {
+  return { value, ...(comparator ? { comparator } : {}), ...unitOf(units, env, institution) };
+}
+
+const COMPARATORS = new Set(['<', '<=', '>', '>=']);
+
+/** SN: comparator ^ num1 ^ separator/suffix ^ num2 → Quantity, Range, Ratio or string. */
+function structuredNumeric(n: Node | undefined, args: FnArgs, env: FnEnv): unknown {
+  const inst = str(args.institution);
+  const [cmp, n1, sep, n2] = [comp(n, 1), comp(n, 2), comp(n, 3), comp(n, 4)];
+  if (sep === '-' && n1 && n2) return { valueRange: { low: quantity(hl7Number(n1), args.units, env, inst), high: quantity(hl7Number(n2), args.units, env, inst) } };
+  if ((sep === ':' || sep === '/') && n1 && n2) {
+    return { valueRatio: { numerator: { value: hl7Number(n1) }, denominator: { value: hl7Number(n2) } } };
+  }
+  if (!sep && !n2 && n1 && (cmp === '' || cmp === '=' || COMPARATORS.has(cmp))) {
+    return { valueQuantity: quantity(hl7Number(n1), args.units, env, inst, COMPARATORS.has(cmp) ? cmp : undefined) };
+  }
+  const text = [cmp, n1, sep, n2].join('');
+  if (!text) return undefined;
+  return { valueString: text };
+}
+
+/** OBX-7 `3.5-5.0`, `4.3 to 6.2`, `70_105`, `<0.50 IU/mL`, `>=10`, or free text. */
+function referenceRange(n: Node | undefined, args: FnArgs, env: FnEnv): unknown {
+  const text = scalar(n).trim();
+  if (!text) return undefined;
+  const inst = str(args.institution);
+  const num = '([+-]?\\d+(?:\\.\\d+)?)';
+  const between = new RegExp(`^${num}\\s*(?:-|_|~|to|–|—|～)\\s*${num}(?:\\s*\\S.*)?$`, 'i').exec(text);
+  if (between) return { low: quantity(Number(between[1]), args.units, env, inst), high: quantity(Number(between[2]), args.units, env, inst), text };
+  const bound = new RegExp(`^(<=|<|≤|>=|>|≥)\\s*${num}(?:\\s*\\S.*)?$`).exec(text);
+  if (bound) {
+    const q = quantity(Number(bound[2]), args.units, env, inst);
+    return /[<≤]/.test(bound[1]) ? { high: q, text } : { low: q, text };
+  }
+  return { text };
+}
+
+// ---------------------------------------------------------------- identifiers
+
+/** Tells whether a CX names the resident ID card: type NNCHN, the card's OID as authority, or a valid 18-char number. */
+function isIdCard(n: Node | undefined): boolean {
+  const value = comp(n, 1);
+  if (comp(n, 5).toUpperCase() === 'NNCHN') return true;
+  if (comp(n, 4, 2) === '2.16.156.10011.1.3' || comp(n, 4, 1) === '2.16.156.10011.1.3') return true;
+  return value.length === 18 && checkIdCard(value).ok;
+}
+
+const MRN_TYPES = new Set(['', 'MR', 'PI', 'PT', 'MRN']);
+
+function authoritySystem(n: Node | undefined): string | undefined {
+  const [ns, uid, uidType] = [comp(n, 4, 1), comp(n, 4, 2), comp(n, 4, 3)];
+  if (uid && (uidType.toUpperCase() === 'ISO' || /^\d+(\.\d+)+$/.test(uid))) return `urn:oid:${uid}`;
+  if (ns) return `${FHIR_BASE}/sid/authority/${encodeURIComponent(ns)}`;
+  return undefined;
+}
+
+/** System of a CX: the ID card OID, the sending institution's MRN system, or its assigning authority. */
+function cxSystem(n: Node | undefined, args: FnArgs): unknown {
+  const kind = str(args.kind) ?? 'patient';
+  const institution = str(args.institution);
+  if (kind !== 'patient') {
+    if (institution) return `${FHIR_BASE}/sid/${kind}/${institution}`;
+    return authoritySystem(n);
+  }
+  if (isIdCard(n)) return ID_CARD_SYSTEM;
+  const own = str(args.assigningAuthority);
+  const authority = comp(n, 4, 1);
+  const mrn = str(args.mrnSystem) ?? (institution ? mrnSystem(institution) : undefined);
+  if (mrn && MRN_TYPES.has(comp(n, 5).toUpperCase()) && (!authority || !own || authority === own)) return mrn;
+  return authoritySystem(n) ?? mrn;
+}
+
+function idCardValue(n: Node | undefined): unknown {
+  const v = comp(n, 1);
+  if (!isIdCard(n)) return v || undefined;
+  const r = checkIdCard(v);
+  return r.ok ? r.value : v;
+}
+
+/** EI (placer/filler order number) → Identifier with type PLAC/FILL. */
+function eiIdentifier(n: Node | undefined, args: FnArgs): unknown {
+  const value = comp(n, 1);
+  if (!value) return undefined;
+  const type = str(args.type) ?? 'FILL';
+  const [ns, uid, uidType] = [comp(n, 2), comp(n, 3), comp(n, 4)];
+  const institution = str(args.institution);
+  const system =
+    uid && (uidType.toUpperCase() === 'ISO' || /^\d+(\.\d+)+$/.test(uid))
+      ? `urn:oid:${uid}`
+      : `${FHIR_BASE}/sid/order/${encodeURIComponent(institution ?? '-')}/${encodeURIComponent(ns || '-')}`;
+  return { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: type }] }, system, value };
+}
+
+/** A composite key `p1|p2|…` under `${FHIR_BASE}/sid/<kind>/<institution>`; absent without p1. */
+function keyIdentifier(_n: Node | undefined, args: FnArgs): unknown {
+  const parts = ['p1', 'p2', 'p3', 'p4'].map((k) => str(args[k]) ?? '');
+  if (!parts[0]) return undefined;
+  while (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  const system = `${FHIR_BASE}/sid/${str(args.kind) ?? 'key'}/${encodeURIComponent(str(args.institution) ?? '-')}`;
+  return { system, value: parts.join('|') };
+}
+
+// ---------------------------------------------------------------- text
+
+function joinText(_n: Node | undefined, args: FnArgs): unknown {
+  const lines = nodes(args.lines).map(scalar);
+  return lines.length ? lines.join('\n') : undefined;
+}
+
+function textAttachment(_n: Node | undefined, args: FnArgs): unknown {
+  const text = joinText(undefined, args);
+  if (typeof text !== 'string') return undefined;
+  return { contentType: 'text/plain; charset=utf-8', data: Buffer.from(text, 'utf8').toString('base64') };
+}
+
+export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
+  string: { params: [], input: true, run: (n) => scalar(n) || undefined },
+  dateTime: { params: [], input: true, run: (n, _a, env) => hl7DateTime(scalar(n), env.timezone) },
+  date: { params: [], input: true, run: (n, _a, env) => hl7DateTime(scalar(n), env.timezone, true) },
+  time: { params: [], input: true, run: (n) => hl7Time(scalar(n)) },
+  decimal: { params: [], input: true, run: (n) => hl7Number(scalar(n)) },
+  integer: {
+    params: [],
+    input: true,
+    run: (n) => {
+      const v = hl7Number(scalar(n));
+      if (!Number.isInteger(v)) throw new ConversionError(`"${scalar(n)}" is not an integer`);
+      return v;
+    },
+  },
+  quantity: { params: ['units', 'institution'], input: true, run: (n, a, env) => quantity(hl7Number(scalar(n)), a.units, env, str(a.institution)) },
+  structuredNumeric: { params: ['units', 'institution'], input: true, run: structuredNumeric },
+  referenceRange: { params: ['units', 'institution'], input: true, run: referenceRange },
+  codingSystem: { params: ['institution'], input: true, run: (n, a, env) => codingSystemUri(scalar(n) || undefined, str(a.institution), env) },
+  localCodingSystem: { params: ['institution'], input: false, run: (_n, a, env) => codingSystemUri(undefined, str(a.institution), env) },
+  cxSystem: { params: ['kind', 'institution', 'mrnSystem', 'assigningAuthority'], input: true, run: cxSystem },
+  cxValue: { params: [], input: true, run: idCardValue },
+  eiIdentifier: { params: ['type', 'institution'], input: true, run: eiIdentifier },
+  keyIdentifier: { params: ['kind', 'institution', 'p1', 'p2', 'p3', 'p4'], input: false, run: keyIdentifier },
+  joinText: { params: ['lines'], input: false, run: joinText },
+  textAttachment: { params: ['lines'], input: false, run: textAttachment },
+};
