@@ -1,11 +1,10 @@
 /**
  * The MSH envelope of a message, read straight from its bytes before the full parse: enough to
- * identify the sender (and its default character set), to label metrics and dead letters, and to
- * answer an ACK even for a message that does not parse. Also the ACK types of the pipeline and
- * a plain ACK builder used until the hl7v2 folder's builder is wired in.
+ * identify the sender (and so its default character set), and to label metrics and dead letters
+ * even for a message that does not parse. Also the ACK builder of the pipeline, over the hl7v2
+ * folder's.
  */
-import type { Hl7Location, Hl7Message } from './hl7v2/model.js';
-import { formatLocation } from './hl7v2/model.js';
+import { ackHeaderFromBytes, buildAckBytes, decodeText, resolveCharset, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 
 export interface Envelope {
   readonly fieldSeparator: string;
@@ -74,21 +73,9 @@ export function readEnvelope(bytes: Buffer): Envelope | undefined {
   };
 }
 
-/** TextDecoder label of an HL7 character set name (table 0211) or a sender default. */
-export function decoderLabel(charset: string | undefined): string {
-  const c = (charset ?? '').toUpperCase().replace(/[\s_-]/g, '');
-  if (c === '' || c === 'UNICODEUTF8' || c === 'UTF8' || c === 'UNICODE') return 'utf-8';
-  if (c.startsWith('GB18030')) return 'gb18030';
-  if (c === 'GBK' || c === 'CP936') return 'gbk';
-  if (c === 'GB2312' || c === 'GB231280') return 'gbk';
-  if (c === '8859/1' || c === 'ISO88591') return 'latin1';
-  if (c === 'ASCII') return 'utf-8';
-  return 'utf-8';
-}
-
-/** The raw bytes as text in their character set (for people reading a dead letter). */
+/** The raw bytes as text in their character set (for people reading a dead letter); UTF-8 when unknown. */
 export function decodeRaw(raw: Buffer, charset: string | undefined): string {
-  return new TextDecoder(decoderLabel(charset)).decode(raw);
+  return decodeText(raw, (charset && resolveCharset(charset)) || 'utf8');
 }
 
 // ---- acknowledgments ----
@@ -104,90 +91,32 @@ export interface AckError {
 }
 
 export interface AckRequest {
-  readonly envelope: Envelope | undefined;
+  /** The bytes received (the ACK header is read from them when the message did not parse). */
+  readonly raw: Buffer;
   /** The parsed message when it parsed. */
   readonly message?: Hl7Message;
+  /** Character set of the ACK when the message names none (the sender's default). */
+  readonly fallbackCharset?: string;
   readonly code: AckCode;
   /** MSA-3 text. */
   readonly text?: string;
   readonly errors?: readonly AckError[];
 }
 
-/** Builds the ACK bytes of a message (charset of the message). */
+/** Builds the ACK bytes of a message (no MLLP framing). */
 export type AckBuilder = (req: AckRequest) => Buffer;
 
-const TABLE_0357: Readonly<Record<string, string>> = {
-  '0': 'Message accepted',
-  '100': 'Segment sequence error',
-  '101': 'Required field missing',
-  '102': 'Data type error',
-  '103': 'Table value not found',
-  '200': 'Unsupported message type',
-  '201': 'Unsupported event code',
-  '202': 'Unsupported processing id',
-  '203': 'Unsupported version id',
-  '204': 'Unknown key identifier',
-  '205': 'Duplicate key identifier',
-  '206': 'Application record locked',
-  '207': 'Application internal error',
-};
-
-function escaper(enc: string, fs: string): (s: string) => string {
-  const [cs = '^', rs = '~', esc = '\\', ss = '&'] = enc;
-  const map = new Map([
-    [esc, `${esc}E${esc}`],
-    [fs, `${esc}F${esc}`],
-    [cs, `${esc}S${esc}`],
-    [rs, `${esc}R${esc}`],
-    [ss, `${esc}T${esc}`],
-  ]);
-  return (s) => [...s.replace(/[\r\n]+/g, ' ')].map((ch) => map.get(ch) ?? ch).join('');
-}
-
-let ackSeq = 0;
-
-/** HL7 DTM of now, to the second, in local time with offset. */
-function timestamp(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  const off = -d.getTimezoneOffset();
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}${off >= 0 ? '+' : '-'}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)}`;
-}
-
 /**
- * An original-mode ACK: MSH (sender and receiver swapped, MSH-10 new, MSH-12 and MSH-18 echoed),
- * MSA (code, the message's MSH-10, text) and one ERR per error (v2.5 layout: ERR-2 location,
- * ERR-3 code from table 0357, ERR-4 severity, ERR-8 user message). UTF-8 encoded.
+ * The ACK of the hl7v2 folder: original mode, in the sender's version, delimiters and character
+ * set. An error without a location (a refusal by the write path) points at MSH.
  */
-export const basicAck: AckBuilder = (req) => {
-  const env = req.envelope;
-  const fs = env?.fieldSeparator || '|';
-  const enc = env?.encodingCharacters?.length && env.encodingCharacters.length >= 4 ? env.encodingCharacters.slice(0, 4) : '^~\\&';
-  const e = escaper(enc, fs);
-  const cs = enc[0];
-  const controlId = `ACK${Date.now().toString(36).toUpperCase()}${(ackSeq = (ackSeq + 1) % 1296).toString(36).toUpperCase().padStart(2, '0')}`;
-  const msh = [
-    'MSH',
-    enc,
-    e(env?.receivingApplication || 'COUNTY-HIE'),
-    e(env?.receivingFacility || ''),
-    e(env?.sendingApplication ?? ''),
-    e(env?.sendingFacility ?? ''),
-    timestamp(),
-    '',
-    `ACK${cs}${e(env?.triggerEvent ?? '')}${cs}ACK`,
-    controlId,
-    e(env?.processingId || 'P'),
-    e(env?.version || '2.5'),
-  ];
-  if (env?.charset) msh.push('', '', '', '', '', e(env.charset));
-  const segments = [msh.join(fs), ['MSA', req.code, e(env?.controlId ?? ''), e((req.text ?? '').slice(0, 80))].join(fs)];
-  for (const err of req.errors ?? []) {
-    const l = err.location;
-    const parts = l ? [l.segment, l.position, l.field, l.repetition, l.component, l.subcomponent].map((x) => e(String(x ?? ''))) : [];
-    while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
-    const erl = parts.join(cs);
-    const code = `${err.hl7Code}${cs}${e(TABLE_0357[err.hl7Code] ?? '')}${cs}HL70357`;
-    segments.push(['ERR', '', erl, code, err.severity, '', '', '', e(`${l ? `${formatLocation(l)}: ` : ''}${err.text}`.slice(0, 250))].join(fs));
-  }
-  return Buffer.from(segments.join('\r') + '\r', 'utf8');
-};
+export const hl7Ack: AckBuilder = (req) =>
+  buildAckBytes(
+    req.message ?? ackHeaderFromBytes(req.raw),
+    {
+      code: req.code,
+      ...(req.text !== undefined ? { text: req.text.slice(0, 80) } : {}),
+      errors: (req.errors ?? []).map((e) => ({ location: e.location ?? { segment: 'MSH', position: 1 }, hl7ErrorCode: e.hl7Code, severity: e.severity, text: e.text.slice(0, 250) })),
+    },
+    req.fallbackCharset,
+  );

@@ -18,9 +18,8 @@ import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
 import { processBundle, Repository, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
 import type { Db, Queryable } from '../store/index.js';
-import type { Hl7Location, Hl7Message } from './hl7v2/model.js';
-import { formatLocation } from './hl7v2/model.js';
-import { basicAck, readEnvelope, type AckBuilder, type AckCode, type Envelope } from './envelope.js';
+import { formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
+import { hl7Ack, readEnvelope, type AckBuilder, type AckCode, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
 import { DeadLetterSpool, getDeadLetter, insertDeadLetter, recordReplay, settleDeadLetters, type DeadLetterInput } from './dead-letters.js';
 
@@ -39,6 +38,7 @@ export interface PipelineResult {
 export type ParseFn = (bytes: Buffer, options: { defaultCharset: string }) => Hl7Message;
 
 export interface MappingContext {
+  readonly sender: Sender;
   readonly senderId: string;
   readonly institution: string;
   readonly receivedAt: Date;
@@ -58,9 +58,10 @@ export interface PipelineOptions {
   readonly db: Db;
   readonly fhir: Pick<FhirServices, 'repository' | 'validator'>;
   readonly senders: SenderRegistry;
-  readonly parse: ParseFn;
+  /** Parser; default the hl7v2 folder's parseHl7. */
+  readonly parse?: ParseFn;
   readonly map: MapFn;
-  /** ACK builder; default a plain original-mode ACK in UTF-8. */
+  /** ACK builder; default the hl7v2 folder's, in the sender's version, delimiters and charset. */
   readonly ack?: AckBuilder;
   /** Local directory of dead letters written while the database is down. */
   readonly spoolDir: string;
@@ -111,12 +112,13 @@ export function classify(e: unknown): Failure {
   if (e instanceof Refused) return e.failure;
   const err = e as { name?: string; message?: string; location?: unknown; hl7Code?: unknown; hl7ErrorCode?: unknown; code?: unknown };
   if (err?.name === 'Hl7ParseError' || err?.name === 'MappingError') {
-    const code = [err.hl7Code, err.hl7ErrorCode, err.code].find((c) => typeof c === 'string' && /^\d{1,3}$/.test(c)) as string | undefined;
+    const code = [err.hl7ErrorCode, err.hl7Code].map((c) => (c === undefined ? '' : String(c))).find((c) => /^\d{1,3}$/.test(c));
     const parse = err.name === 'Hl7ParseError';
     return {
       ack: 'AE',
       hl7Code: code ?? (parse ? '102' : '207'),
-      errorCode: parse ? 'parse-error' : 'mapping-error',
+      // The parser's reason (HL7_NO_MSH …) names the problem more precisely than "parse-error".
+      errorCode: parse ? (typeof err.code === 'string' && /^HL7_[A-Z_]+$/.test(err.code) ? err.code : 'parse-error') : 'mapping-error',
       text: String(err.message),
       location: asLocation(err.location),
       transient: false,
@@ -170,6 +172,7 @@ export interface ReplayResult extends PipelineResult {
 
 export class IngestPipeline {
   private readonly ack: AckBuilder;
+  private readonly parse: ParseFn;
   private readonly spool: DeadLetterSpool;
   private readonly metrics: ReturnType<typeof metricsOf>;
   private readonly scopes: readonly string[];
@@ -177,7 +180,8 @@ export class IngestPipeline {
   private draining?: Promise<number>;
 
   constructor(private readonly opts: PipelineOptions) {
-    this.ack = opts.ack ?? basicAck;
+    this.ack = opts.ack ?? hl7Ack;
+    this.parse = opts.parse ?? ((bytes, o) => parseHl7(bytes, o));
     this.spool = new DeadLetterSpool(opts.spoolDir);
     this.metrics = metricsOf(opts.metrics);
     this.scopes = Object.freeze([...(opts.senderScopes ?? ['system/*.cruds'])]);
@@ -245,13 +249,13 @@ export class IngestPipeline {
         throw refuse({ ack: 'AR', hl7Code: '203', errorCode: 'unsupported-version', text: `Unsupported HL7 version "${env.version}"; 2.x is accepted`, location: { segment: 'MSH', position: 1, field: 12 } });
       }
       if (!env.controlId) throw refuse({ ack: 'AE', hl7Code: '101', errorCode: 'missing-control-id', text: 'MSH-10 (message control id) is required', location: { segment: 'MSH', position: 1, field: 10 } });
-      message = this.opts.parse(bytes, { defaultCharset: sender.defaultCharset });
-      const stored = await this.store(message, env, sender, origin, receivedAt);
+      message = this.parse(bytes, { defaultCharset: sender.defaultCharset });
+      const stored = await this.store(bytes, message, env, sender, origin, receivedAt);
       if (this.spoolDirty) void this.drainSpool().catch(() => undefined);
       return stored;
     } catch (e) {
       const failure = classify(e);
-      const ack = this.ack({ envelope: env, message, code: failure.ack, text: failure.text, errors: [{ hl7Code: failure.hl7Code, severity: 'E', location: failure.location, text: failure.expression ? `${failure.expression}: ${failure.text}` : failure.text }] });
+      const ack = this.ack({ raw: bytes, message, fallbackCharset: sender?.defaultCharset, code: failure.ack, text: failure.text, errors: [{ hl7Code: failure.hl7Code, severity: 'E', location: failure.location, text: failure.expression ? `${failure.expression}: ${failure.text}` : failure.text }] });
       const outcome: Outcome = failure.transient ? 'error' : 'rejected';
       this.opts.logger?.[failure.transient ? 'error' : 'warn'](
         { sender: sender?.id ?? 'unknown', type: env?.messageType, controlId: env?.controlId, error: failure.errorCode, hl7Code: failure.hl7Code, ...(failure.transient ? { err: e } : {}) },
@@ -284,13 +288,13 @@ export class IngestPipeline {
   }
 
   /** Maps and stores a message in one transaction with its control-id row and audit record. */
-  private async store(message: Hl7Message, env: Envelope, sender: Sender, origin: Origin, receivedAt: Date): Promise<PipelineResult> {
+  private async store(bytes: Buffer, message: Hl7Message, env: Envelope, sender: Sender, origin: Origin, receivedAt: Date): Promise<PipelineResult> {
     const ctx = this.context(sender, origin);
-    const { bundle } = await this.opts.map(message, { senderId: sender.id, institution: sender.institution, receivedAt });
+    const { bundle } = await this.opts.map(message, { sender, senderId: sender.id, institution: sender.institution, receivedAt });
     if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction') {
       throw new GatewayError('GW_ERR_INVALID_BUNDLE', 'The mapping did not produce a transaction Bundle');
     }
-    const ack = this.ack({ envelope: env, message, code: 'AA' });
+    const ack = this.ack({ raw: bytes, message, code: 'AA' });
     const { db, fhir } = this.opts;
     return db.tx(async (q) => {
       // Claim the control id first: a concurrent copy of the message waits here until this one

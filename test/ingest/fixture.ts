@@ -14,7 +14,7 @@ import type { Db, Queryable } from '../../src/store/index.js';
 import { IngestPipeline, type MapFn, type ParseFn } from '../../src/ingest/pipeline.js';
 import { loadSenders, type SenderRegistry } from '../../src/ingest/senders.js';
 import { openTestDb, type Backend, type TestDb } from '../helpers/db.js';
-import { mapStandIn, parseStandIn } from './stand-ins.js';
+import { mapStandIn } from './stand-ins.js';
 
 /** Switches for a Db that fails like a database going away. */
 export interface Faults {
@@ -68,7 +68,7 @@ export interface PipelineFixture {
   close(): Promise<void>;
 }
 
-export async function createPipelineFixture(backend: Backend, parse: ParseFn = parseStandIn): Promise<PipelineFixture> {
+export async function createPipelineFixture(backend: Backend, parse?: ParseFn): Promise<PipelineFixture> {
   const config = loadConfig({ BASE_URL: 'http://gateway.test', LOG_LEVEL: 'silent' });
   const tdb = await openTestDb(backend);
   await prepareAudit(tdb.db, config);

@@ -48,7 +48,7 @@ for (const backend of BACKENDS) {
       t.equal(r.outcome, 'rejected');
       const ack = ackOf(r.ack);
       t.equal(ack.code, 'AR');
-      t.match(ack.err?.[2], /^MSH\^1\^4/);
+      t.equal(ack.err?.[2], 'MSH^1^4^1');
       const d = await getDeadLetter(f.db, r.deadLetterId as number);
       t.equal(d?.errorCode, 'unknown-sender');
       t.equal(d?.senderId, undefined);
@@ -71,15 +71,29 @@ for (const backend of BACKENDS) {
       t.equal(r.outcome, 'rejected');
       const ack = ackOf(r.ack);
       t.equal(ack.code, 'AE');
-      t.equal(ack.err?.[2], 'PID^2^3^^1');
+      t.equal(ack.err?.[2], 'PID^1^3^1^1');
       t.match(ack.err?.[3], /^101\^/);
-      t.match(ack.err?.[8], /PID-3\.1: PID-3/);
+      t.match(ack.err?.[8], /PID-3/);
       const d = await getDeadLetter(f.db, r.deadLetterId as number);
       t.equal(d?.errorCode, 'mapping-error');
       t.equal(d?.errorLocation, 'PID-3.1');
       t.equal(d?.senderId, 'county-lis');
       t.equal(await f.count(`hl7_processed WHERE control_id = 'AE-1'`), 0);
       t.equal(await f.count(`audit_event WHERE client_id = 'county-lis' AND outcome = '4' AND content LIKE '%AE-1%'`), 1, 'the refusal is audited');
+    });
+
+    t.test('a message that does not parse: AE with the parser reason, kept', async (t) => {
+      const raw = Buffer.from(`${oru({ controlId: 'PARSE-1' })}\rno good segment|x`, 'utf8');
+      const r = await f.pipeline.handleMessage(raw, MLLP);
+      t.equal(r.outcome, 'rejected');
+      t.equal(ackOf(r.ack).code, 'AE');
+      t.equal(ackOf(r.ack).controlId, 'PARSE-1');
+      const d = await getDeadLetter(f.db, r.deadLetterId as number);
+      t.equal(d?.errorCode, 'HL7_BAD_SEGMENT_NAME');
+      t.match(d?.errorLocation, /^[a-z ]*/);
+      const none = await f.pipeline.handleMessage(Buffer.from('hello'), MLLP);
+      t.equal(ackOf(none.ack).code, 'AR');
+      t.equal((await getDeadLetter(f.db, none.deadLetterId as number))?.errorCode, 'parse-error');
     });
 
     t.test('a Bundle the write path refuses: AE with the FHIR expression, nothing written', async (t) => {
@@ -134,7 +148,7 @@ for (const backend of BACKENDS) {
 
     t.test('replay after a mapping fix stores the message', async (t) => {
       f.map.fn = () => {
-        throw new MappingError('OBX-3 local code GLU is not mapped', { segment: 'OBX', position: 4, field: 3 }, '103');
+        throw new MappingError('OBX-3 local code GLU is not mapped', { segment: 'OBX', position: 4, field: 3 }, 103);
       };
       const r = await f.pipeline.handleMessage(msg({ controlId: 'FIX-1', mrn: 'FIX1' }), MLLP);
       t.equal(ackOf(r.ack).code, 'AE');
@@ -176,7 +190,7 @@ for (const backend of BACKENDS) {
     t.test('metrics by sender and type', async (t) => {
       const text = await f.registry.metrics();
       t.match(text, /gateway_hl7_messages_total\{sender="county-lis",type="ORU\^R01",outcome="stored"\} \d+/);
-      t.match(text, /gateway_hl7_messages_total\{sender="unknown",type="other",outcome="rejected"\} 1/);
+      t.match(text, /gateway_hl7_messages_total\{sender="unknown",type="other",outcome="rejected"\} 2/);
       t.match(text, /gateway_hl7_dead_letters_total\{sender="county-lis",error="mapping-error"\}/);
       t.match(text, /gateway_hl7_pipeline_duration_seconds_count\{outcome="stored"\}/);
     });

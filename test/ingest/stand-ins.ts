@@ -1,45 +1,18 @@
 /**
- * Stand-in parser and mapping for the pipeline tests: small, strict enough to fail the way the
- * real ones do (errors named Hl7ParseError / MappingError with a location and an HL7 code).
+ * A stand-in mapping for the pipeline tests (the pipeline takes the mapping as a function): small,
+ * and failing the way the mapping engine does (MappingError with a location and an HL7 code).
  */
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { Hl7Field, Hl7Message, Hl7Segment, Hl7Location } from '../../src/ingest/hl7v2/model.js';
+import type { Hl7Message, Hl7Location } from '../../src/ingest/hl7v2/model.js';
 import { valueAt } from '../../src/ingest/hl7v2/model.js';
-import { decoderLabel } from '../../src/ingest/envelope.js';
 import type { MappingContext } from '../../src/ingest/pipeline.js';
 
-export class Hl7ParseError extends Error {
-  override readonly name = 'Hl7ParseError';
-  constructor(message: string, readonly location: Hl7Location, readonly hl7Code = '102') {
-    super(message);
-  }
-}
-
+/** Shaped as the mapping engine's MappingError: a numeric HL7 table 0357 code and a location. */
 export class MappingError extends Error {
   override readonly name = 'MappingError';
-  constructor(message: string, readonly location: Hl7Location, readonly hl7Code = '101') {
+  constructor(message: string, readonly location: Hl7Location, readonly hl7Code = 101) {
     super(message);
   }
-}
-
-export function parseStandIn(bytes: Buffer, options: { defaultCharset: string }): Hl7Message {
-  const head = bytes.toString('latin1').split(/\r\n|\r|\n/)[0];
-  const msh18 = head.split('|')[17]?.split('^')[0];
-  const charset = msh18 || options.defaultCharset;
-  const text = new TextDecoder(decoderLabel(charset)).decode(bytes).replace(/[\r\n]+$/, '');
-  const segments: Hl7Segment[] = text.split(/\r\n|\r|\n/).map((line, i) => {
-    const name = line.slice(0, 3);
-    if (!/^[A-Z][A-Z0-9]{2}$/.test(name)) throw new Hl7ParseError(`Segment ${i + 1} has no valid id`, { segment: name || '?', position: i + 1 });
-    const parts = line.split('|');
-    const fields: Hl7Field[] = [];
-    const raw = name === 'MSH' ? ['MSH', '|', ...parts.slice(1)] : parts;
-    raw.forEach((f, n) => {
-      if (n === 0) return;
-      fields[n] = f === '' ? [] : f.split('~').map((r) => r.split('^').map((c) => c.split('&')));
-    });
-    return { name, position: i + 1, fields };
-  });
-  return { delimiters: { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' }, segments, charset, text };
 }
 
 /** PID → Patient (conditional create by MRN of the sender), each OBX → Observation. */
