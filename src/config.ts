@@ -44,6 +44,16 @@ export interface Config {
   readonly auditRetentionMonths: number;
   /** Directory of the ConceptMap JSON files (local codes → LOINC / ICD-10) loaded at start. */
   readonly terminologyDir: string;
+  /** MLLP (HL7 v2 over TCP) listener port; 0: no listener. */
+  readonly mllpPort: number;
+  readonly mllpHost: string;
+  /** PEM key and certificate files: both set, the MLLP listener speaks TLS. */
+  readonly mllpTlsKeyFile: string | undefined;
+  readonly mllpTlsCertFile: string | undefined;
+  /** Largest MLLP frame accepted, in bytes; larger ones are refused (AR) and the connection closed. */
+  readonly mllpMaxFrameBytes: number;
+  /** An MLLP connection silent this long is closed; 0: never. */
+  readonly mllpIdleTimeoutMs: number;
 }
 
 interface EnvVar {
@@ -148,6 +158,34 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: './mappings/terminology',
     description: 'ConceptMap JSON files (local lab, diagnosis and exam codes → LOINC / ICD-10) loaded and checked at start; a bad file stops start-up.',
   },
+  {
+    name: 'MLLP_PORT',
+    key: 'mllpPort',
+    type: 'integer',
+    default: '2575',
+    min: 0,
+    max: 65535,
+    description: 'Port of the MLLP listener receiving HL7 v2 messages (2575 is the IANA port for HL7 over MLLP). `0`: no MLLP listener.',
+  },
+  { name: 'MLLP_HOST', key: 'mllpHost', type: 'string', default: '127.0.0.1', description: 'Interface the MLLP listener binds to.' },
+  { name: 'MLLP_TLS_KEY_FILE', key: 'mllpTlsKeyFile', type: 'string', description: 'PEM private key of the MLLP listener; with `MLLP_TLS_CERT_FILE`, MLLP runs over TLS.' },
+  { name: 'MLLP_TLS_CERT_FILE', key: 'mllpTlsCertFile', type: 'string', description: 'PEM certificate (chain) of the MLLP listener; with `MLLP_TLS_KEY_FILE`, MLLP runs over TLS.' },
+  {
+    name: 'MLLP_MAX_FRAME_BYTES',
+    key: 'mllpMaxFrameBytes',
+    type: 'integer',
+    default: '10485760',
+    min: 1024,
+    description: 'Largest HL7 v2 message accepted over MLLP, in bytes (default 10 MiB); a larger one is refused with an AR and the connection closed.',
+  },
+  {
+    name: 'MLLP_IDLE_TIMEOUT_MS',
+    key: 'mllpIdleTimeoutMs',
+    type: 'integer',
+    default: '600000',
+    min: 0,
+    description: 'An MLLP connection with no traffic (and no message being processed) for this long is closed; senders reconnect. `0`: never.',
+  },
 ];
 
 export class ConfigError extends Error {
@@ -228,6 +266,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   if (config.maxPageSize < config.defaultPageSize) {
     throw new ConfigError([`DEFAULT_PAGE_SIZE=${config.defaultPageSize} is above MAX_PAGE_SIZE=${config.maxPageSize}`]);
+  }
+  if ((config.mllpTlsKeyFile === undefined) !== (config.mllpTlsCertFile === undefined)) {
+    throw new ConfigError(['MLLP_TLS_KEY_FILE and MLLP_TLS_CERT_FILE must be set together']);
   }
   return Object.freeze(config);
 }
