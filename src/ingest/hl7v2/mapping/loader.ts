@@ -291,11 +291,12 @@ class Compiler {
         fields,
       };
     });
-    for (const [i, r] of rules.entries()) {
-      for (const fl of r.fields) {
-        if (fl.ref !== undefined && !ids.has(fl.ref)) throw new MappingLoadError(f.path, `/resources/${i}`, `field "${fl.targetText}" refers to unknown resource id "${fl.ref}"`);
-      }
-    }
+    // A message's own fields must name its resources; a template's may name ones a message lacks (no reference then).
+    m.resources.forEach((r, i) => {
+      (r.fields ?? []).forEach((fl, k) => {
+        if (fl.ref !== undefined && !ids.has(fl.ref)) throw new MappingLoadError(f.path, `/resources/${i}/fields/${k}/ref`, `unknown resource id "${fl.ref}"`);
+      });
+    });
     return { name: m.name, file: f.path, triggers: m.triggers, groups: m.groups ?? [], requires: m.requires ?? [], rules };
   }
 }

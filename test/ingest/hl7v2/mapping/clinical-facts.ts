@@ -1,0 +1,99 @@
+/**
+ * Clinical facts of a FHIR Bundle, for comparing our output with another converter's: identifiers,
+ * names, birth date and sex; encounter class and period; observation codes, values, units,
+ * reference ranges, interpretation, status and effective time; diagnosis codes; order numbers.
+ * Ids, extensions, references and formatting differences are left out on purpose.
+ */
+type R = Record<string, unknown>;
+
+const arr = (v: unknown): R[] => (Array.isArray(v) ? (v as R[]) : []);
+const obj = (v: unknown): R => (v && typeof v === 'object' ? (v as R) : {});
+const s = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
+
+/** Date/time cut to minutes, offset dropped: converters differ in seconds padding and zones. */
+function dt(v: unknown): string | undefined {
+  const t = s(v);
+  return t === undefined ? undefined : t.slice(0, 16);
+}
+
+function firstCode(cc: unknown): string | undefined {
+  return s(arr(obj(cc).coding)[0]?.code);
+}
+
+export function clinicalFacts(bundle: unknown): Map<string, string> {
+  const facts = new Map<string, string>();
+  const put = (k: string, v: string | undefined): void => {
+    if (v !== undefined && v !== '') facts.set(k, v);
+  };
+  const resources = arr(obj(bundle).entry).map((e) => obj(e.resource));
+  const seen = new Map<string, number>();
+  const nth = (k: string): number => {
+    const n = seen.get(k) ?? 0;
+    seen.set(k, n + 1);
+    return n;
+  };
+  for (const r of resources) {
+    switch (r.resourceType) {
+      case 'Patient': {
+        if (r.active === false) break;
+        const p = `Patient[${nth('Patient')}]`;
+        for (const id of arr(r.identifier)) put(`${p}.identifier|${s(id.value)}`, 'present');
+        const name = obj(arr(r.name)[0]);
+        put(`${p}.name.family`, s(name.family));
+        put(`${p}.name.given`, arr(name.given).join(' ') || undefined);
+        put(`${p}.birthDate`, s(r.birthDate)?.slice(0, 10));
+        put(`${p}.gender`, s(r.gender));
+        break;
+      }
+      case 'Encounter': {
+        const p = `Encounter[${nth('Encounter')}]`;
+        put(`${p}.class`, s(obj(r.class).code));
+        put(`${p}.period.start`, dt(obj(r.period).start));
+        put(`${p}.period.end`, dt(obj(r.period).end));
+        break;
+      }
+      case 'Observation': {
+        const code = firstCode(r.code) ?? '?';
+        const p = `Observation[${code}#${nth(`Observation ${code}`)}]`;
+        const q = obj(r.valueQuantity);
+        put(`${p}.value`, s(q.value) ?? s(r.valueString)?.trim() ?? firstCode(r.valueCodeableConcept) ?? dt(r.valueDateTime) ?? s(r.valueTime));
+        put(`${p}.unit`, s(q.code) ?? s(q.unit));
+        if (r.valueRange) put(`${p}.value`, `${s(obj(obj(r.valueRange).low).value)}-${s(obj(obj(r.valueRange).high).value)}`);
+        if (r.valueRatio) put(`${p}.value`, `${s(obj(obj(r.valueRatio).numerator).value)}:${s(obj(obj(r.valueRatio).denominator).value)}`);
+        const rr = obj(arr(r.referenceRange)[0]);
+        put(`${p}.referenceRange.low`, s(obj(rr.low).value));
+        put(`${p}.referenceRange.high`, s(obj(rr.high).value));
+        put(`${p}.interpretation`, firstCode(arr(r.interpretation)[0]));
+        put(`${p}.status`, s(r.status));
+        put(`${p}.effective`, dt(r.effectiveDateTime));
+        break;
+      }
+      case 'Condition':
+        put(`Condition[${firstCode(r.code) ?? '?'}]`, 'present');
+        break;
+      case 'ServiceRequest':
+      case 'DiagnosticReport':
+        for (const id of arr(r.identifier)) put(`${s(r.resourceType)}.identifier|${s(id.value)}`, 'present');
+        if (r.resourceType === 'DiagnosticReport') put(`DiagnosticReport[${firstCode(r.code) ?? '?'}].status`, s(r.status));
+        break;
+    }
+  }
+  return facts;
+}
+
+export interface Disagreement {
+  readonly fixture: string;
+  readonly field: string;
+  readonly expected: string;
+  readonly actual: string | null;
+}
+
+/** Compares every fact the other converter states with ours. */
+export function compareFacts(fixture: string, expected: Map<string, string>, ours: Map<string, string>): { compared: number; disagreements: Disagreement[] } {
+  const disagreements: Disagreement[] = [];
+  for (const [k, v] of expected) {
+    const a = ours.get(k);
+    if (a !== v) disagreements.push({ fixture, field: k, expected: v, actual: a ?? null });
+  }
+  return { compared: expected.size, disagreements };
+}

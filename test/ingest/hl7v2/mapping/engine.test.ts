@@ -1,0 +1,131 @@
+/**
+ * The mapping engine and loader: load-time refusals (file + JSON pointer + reason), identity and
+ * idempotency, HL7 error codes, the terminology hook and site overrides.
+ */
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { Observation, Patient } from '@medplum/fhirtypes';
+import { parseHl7Text } from '../../../../src/ingest/hl7v2/index.js';
+import { loadMappings, mapMessage, MappingError, MappingLoadError } from '../../../../src/ingest/hl7v2/mapping/index.js';
+import { idCardCheckChar } from '../../../../src/mpi/index.js';
+
+const BASE = fileURLToPath(new URL('../../../../mappings/hl7v2/', import.meta.url));
+const registry = loadMappings(BASE);
+const USCC = '12330000MB0000000X';
+const ID17 = '33012219800101123';
+const ID_CARD = ID17 + idCardCheckChar(ID17);
+
+function oru(obx: number, status = 'F', value = '5.6'): string {
+  const lines = [
+    'MSH|^~\\&|LIS|HOSP|HIE|HIE|20240501103000||ORU^R01^ORU_R01|MSG0001|P|2.5.1',
+    `PID|1||M123^^^HOSP^MR~${ID_CARD}^^^^NNCHN||张^三||19800101|1`,
+    'PV1|1|I|||||||||||||||||V987',
+    'ORC|RE|P555|F777',
+    'OBR|1|P555|F777|GLU^血糖^L|||20240501090000',
+  ];
+  for (let i = 1; i <= obx; i++) lines.push(`OBX|${i}|NM|T${i}^Test ${i}^L||${value}|mmol/L^^UCUM|3.9-6.1|H|||${status}|||20240501093000`);
+  return lines.join('\r');
+}
+
+t.test('ORU: patient keyed on the MRN, ID card kept, observations keyed on filler + code', async (t) => {
+  const { bundle } = mapMessage(parseHl7Text(oru(2)), { sender: { institution: USCC }, mappings: registry });
+  const [patient, encounter] = bundle.entry ?? [];
+  t.match(patient.request, { method: 'PUT', url: /^Patient\?identifier=https%3A%2F%2Ffhir\.county-hie\.cn%2Fsid%2Fmrn%2F12330000MB0000000X\|M123$/ });
+  t.ok((patient.resource as Patient).identifier?.some((i) => i.system === 'urn:oid:2.16.156.10011.1.3' && i.value === ID_CARD));
+  t.equal((patient.resource as Patient).gender, 'male', 'GB/T 2261.1 code 1');
+  t.match(encounter.request, { url: /^Encounter\?identifier=.*\|V987$/ });
+  const obs = (bundle.entry ?? []).filter((e) => e.resource?.resourceType === 'Observation');
+  t.equal(obs.length, 2);
+  t.match(obs[0].request, { method: 'PUT', url: /^Observation\?identifier=.*\|F777%7CT1%7C%7C1$/ });
+  const o = obs[0].resource as Observation;
+  t.same(o.valueQuantity, { value: 5.6, unit: 'mmol/L', system: 'http://unitsofmeasure.org', code: 'mmol/L' });
+  t.same(o.referenceRange?.[0].low?.value, 3.9);
+  t.equal(o.interpretation?.[0].coding?.[0].code, 'H');
+  t.equal(o.effectiveDateTime, '2024-05-01T09:30:00+08:00');
+  t.equal(o.subject?.reference, patient.fullUrl);
+  t.ok(bundle.entry?.every((e) => e.fullUrl?.startsWith('urn:uuid:')));
+});
+
+t.test('a correction (OBX-11 C) updates the same Observation with the same fullUrl', async (t) => {
+  const a = mapMessage(parseHl7Text(oru(1)), { sender: { institution: USCC }, mappings: registry }).bundle;
+  const b = mapMessage(parseHl7Text(oru(1, 'C', '5.9')), { sender: { institution: USCC }, mappings: registry }).bundle;
+  const oa = a.entry?.find((e) => e.resource?.resourceType === 'Observation');
+  const ob = b.entry?.find((e) => e.resource?.resourceType === 'Observation');
+  t.equal(ob?.request?.url, oa?.request?.url);
+  t.equal(ob?.fullUrl, oa?.fullUrl);
+  t.equal((ob?.resource as Observation).status, 'corrected');
+});
+
+t.test('the terminology hook adds codings to OBX-3', async (t) => {
+  const { bundle } = mapMessage(parseHl7Text(oru(1)), {
+    sender: { institution: USCC },
+    mappings: registry,
+    translate: (c) => (c.code === 'T1' ? [{ system: 'http://loinc.org', code: '2345-7' }] : []),
+  });
+  const o = bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation;
+  t.same(o.code.coding?.map((c) => c.code), ['T1', '2345-7']);
+});
+
+t.test('HL7 error codes: 200 unknown type, 201 unknown event, 101 missing patient id', async (t) => {
+  const ctx = { sender: { institution: USCC }, mappings: registry };
+  const code = (text: string): number | undefined => {
+    try {
+      mapMessage(parseHl7Text(text), ctx);
+    } catch (e) {
+      return (e as MappingError).hl7Code;
+    }
+    return undefined;
+  };
+  t.equal(code('MSH|^~\\&|A|B|C|D|20240101||ZZZ^Z01|1|P|2.5'), 200);
+  t.equal(code('MSH|^~\\&|A|B|C|D|20240101||ADT^A99|1|P|2.5\rPID|1||X'), 201);
+  const e = t.throws(() => mapMessage(parseHl7Text('MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||||Doe^John'), ctx)) as MappingError;
+  t.equal(e.hl7Code, 101);
+  t.match(e.location, { segment: 'PID', field: 3 });
+});
+
+t.test('a bad mapping file stops loading with file, JSON pointer and reason', async (t) => {
+  const bad = (mutate: (dir: string) => void): MappingLoadError => {
+    const dir = mkdtempSync(join(tmpdir(), 'map-'));
+    cpSync(BASE, dir, { recursive: true });
+    mutate(dir);
+    return t.throws(() => loadMappings(dir)) as MappingLoadError;
+  };
+  const unknownFn = bad((d) => writeFileSync(join(d, 'datatypes/TS.json'), JSON.stringify({ kind: 'datatype', name: 'TS', fields: [{ target: '.', fn: 'evalJs', from: '.1' }] })));
+  t.match(unknownFn, { name: 'MappingLoadError', file: /TS\.json$/, pointer: '/fields/0/fn', reason: /unknown value function "evalJs"/ });
+  const badPath = bad((d) => writeFileSync(join(d, 'datatypes/TS.json'), JSON.stringify({ kind: 'datatype', name: 'TS', fields: [{ target: '.', fn: 'dateTime', from: 'PID 7' }] })));
+  t.match(badPath, { pointer: '/fields/0/from', reason: /pattern/ });
+  const leak = bad((d) => writeFileSync(join(d, 'datatypes/TS.json'), JSON.stringify({ kind: 'datatype', name: 'TS', fields: [{ target: '.', var: 'institution' }] })));
+  t.match(leak, { pointer: '/fields/0/var', reason: /not declared/ });
+});
+
+t.test('a site folder overrides a base file by name', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'map-'));
+  cpSync(BASE, dir, { recursive: true });
+  mkdirSync(join(dir, 'sites/county-lis/datatypes'), { recursive: true });
+  writeFileSync(
+    join(dir, 'sites/county-lis/datatypes/XPN.json'),
+    JSON.stringify({ kind: 'datatype', name: 'XPN', fields: [{ target: 'text', from: '.1.1' }] }),
+  );
+  const reg = loadMappings(dir);
+  t.same(reg.sites, ['county-lis']);
+  const msg = parseHl7Text(oru(1));
+  const site = mapMessage(msg, { sender: { institution: USCC, site: 'county-lis' }, mappings: reg }).bundle.entry?.[0].resource as Patient;
+  const base = mapMessage(msg, { sender: { institution: USCC }, mappings: reg }).bundle.entry?.[0].resource as Patient;
+  t.same(site.name, [{ text: '张' }]);
+  t.same(base.name, [{ family: '张', given: ['三'] }]);
+});
+
+t.test('mapping an ORU with 10 OBX is cheap', async (t) => {
+  const msg = parseHl7Text(oru(10));
+  const ctx = { sender: { institution: USCC }, mappings: registry };
+  for (let i = 0; i < 200; i++) mapMessage(msg, ctx);
+  const n = 2000;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) mapMessage(msg, ctx);
+  const us = Number(process.hrtime.bigint() - start) / 1000 / n;
+  t.comment(`ORU^R01 with 10 OBX: ${us.toFixed(1)} µs per message`);
+  t.ok(us < 5000);
+});
