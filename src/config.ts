@@ -54,6 +54,10 @@ export interface Config {
   readonly mllpMaxFrameBytes: number;
   /** An MLLP connection silent this long is closed; 0: never. */
   readonly mllpIdleTimeoutMs: number;
+  /** JSON file of the HL7 v2 senders (MSH-3/MSH-4 → institution); undefined: the demo senders. */
+  readonly hl7SendersFile: string | undefined;
+  /** Directory where HL7 dead letters wait while the database is down. */
+  readonly hl7SpoolDir: string;
 }
 
 interface EnvVar {
@@ -185,6 +189,19 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: '600000',
     min: 0,
     description: 'An MLLP connection with no traffic (and no message being processed) for this long is closed; senders reconnect. `0`: never.',
+  },
+  {
+    name: 'HL7_SENDERS_FILE',
+    key: 'hl7SendersFile',
+    type: 'string',
+    description: 'JSON file of the HL7 v2 sending systems: MSH-3/MSH-4 bound to a member institution, default charset, allowed MLLP ports and HTTP client. Unset: the demo senders in `demo/hl7-senders.json`.',
+  },
+  {
+    name: 'HL7_SPOOL_DIR',
+    key: 'hl7SpoolDir',
+    type: 'string',
+    default: './data/hl7-spool',
+    description: 'Local directory keeping HL7 dead letters while the database is unreachable; moved into the database when it answers again. Use a persistent volume.',
   },
 ];
 

@@ -237,6 +237,8 @@ export class IngestPipeline {
     const receivedAt = new Date();
     let sender: Sender | undefined;
     let message: Hl7Message | undefined;
+    // The sender the MSH names, even when it may not send this way (kept on the dead letter).
+    const named = env ? this.opts.senders.find(env.sendingApplication, env.sendingFacility) : undefined;
     try {
       if (!env) throw refuse({ ack: 'AR', hl7Code: '100', errorCode: 'parse-error', text: 'The message does not begin with an MSH segment', location: { segment: 'MSH', position: 1 } });
       const who = identifySender(this.opts.senders, env, origin);
@@ -255,18 +257,18 @@ export class IngestPipeline {
       return stored;
     } catch (e) {
       const failure = classify(e);
-      const ack = this.ack({ raw: bytes, message, fallbackCharset: sender?.defaultCharset, code: failure.ack, text: failure.text, errors: [{ hl7Code: failure.hl7Code, severity: 'E', location: failure.location, text: failure.expression ? `${failure.expression}: ${failure.text}` : failure.text }] });
+      const ack = this.ack({ raw: bytes, message, fallbackCharset: named?.defaultCharset, code: failure.ack, text: failure.text, errors: [{ hl7Code: failure.hl7Code, severity: 'E', location: failure.location, text: failure.expression ? `${failure.expression}: ${failure.text}` : failure.text }] });
       const outcome: Outcome = failure.transient ? 'error' : 'rejected';
       this.opts.logger?.[failure.transient ? 'error' : 'warn'](
-        { sender: sender?.id ?? 'unknown', type: env?.messageType, controlId: env?.controlId, error: failure.errorCode, hl7Code: failure.hl7Code, ...(failure.transient ? { err: e } : {}) },
+        { sender: named?.id ?? 'unknown', type: env?.messageType, controlId: env?.controlId, error: failure.errorCode, hl7Code: failure.hl7Code, ...(failure.transient ? { err: e } : {}) },
         'HL7 message not stored',
       );
       if (!keep) return { ack, outcome, failure };
       const deadLetterId = await this.keep({
         receivedAt,
         raw: bytes,
-        charset: message?.charset ?? (env?.charset || sender?.defaultCharset),
-        senderId: sender?.id,
+        charset: message?.charset ?? (env?.charset || named?.defaultCharset),
+        senderId: named?.id,
         remoteAddress: origin.remoteAddress,
         channel: origin.channel,
         clientId: origin.clientId,

@@ -84,10 +84,172 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ingest/hl7v2": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ingest one HL7 v2 message
+         * @description The body is one HL7 v2 message (ER7, segments separated by CR), its bytes in the character set named by MSH-18 or the sender's default. The sender (MSH-3/MSH-4) must be registered in HL7_SENDERS_FILE and bound to the posting OAuth client; otherwise the ACK is AR. The answer is always HTTP 200 with the ACK as body: AA once the message is committed, AE for content errors and for transient failures (ERR-3 207: resend later), AR for refusals.
+         */
+        post: operations["postHl7v2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dead letters, newest first */
+        get: operations["listDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/dead-letters/$replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay every new dead letter matching a filter */
+        post: operations["replayDeadLetters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/dead-letters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dead letter with its raw message (audited) */
+        get: operations["getDeadLetter"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/dead-letters/{id}/$replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a new dead letter through the pipeline again (e.g. after a mapping fix) */
+        post: operations["replayDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/dead-letters/{id}/$discard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Discard a new dead letter, with a reason (audited) */
+        post: operations["discardDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        DeadLetter: {
+            id: number;
+            /** Format: date-time */
+            receivedAt: string;
+            /** @enum {string} */
+            channel: "mllp" | "http";
+            sender?: string;
+            remoteAddress?: string;
+            clientId?: string;
+            localPort?: number;
+            messageType?: string;
+            controlId?: string;
+            charset?: string;
+            /** @enum {string} */
+            ackCode: "AE" | "AR";
+            errorCode: string;
+            errorText: string;
+            errorLocation?: string;
+            /** @enum {string} */
+            status: "new" | "replayed" | "discarded";
+            attempts: number;
+            /** Format: date-time */
+            lastAttempt?: string;
+            replayResult?: string;
+            discardReason?: string;
+            discardedBy?: string;
+        };
+        DeadLetterDetail: components["schemas"]["DeadLetter"] & {
+            /** @description The message decoded in its character set */
+            message: string;
+            /** @description The bytes as received. */
+            raw: string;
+        };
+        DeadLetterPage: {
+            items: components["schemas"]["DeadLetter"][];
+            /** @description URL of the next (older) page. */
+            next?: string;
+        };
+        ReplayFilter: {
+            sender?: string;
+            error?: string;
+            type?: string;
+            /** @default 100 */
+            limit: number;
+        };
+        ReplayResult: {
+            id: number;
+            /** @enum {string} */
+            outcome: "stored" | "duplicate" | "rejected" | "error";
+            /** @description The ACK the replay produced. */
+            ack: string;
+            errorCode?: string;
+            errorText?: string;
+        };
+        ReplayBatch: {
+            results: components["schemas"]["ReplayResult"][];
+        };
         TokenRequest: {
             /**
              * @description Only `client_credentials` is supported.
@@ -255,6 +417,200 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["OAuthError"];
                 };
+            };
+        };
+    };
+    postHl7v2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "x-application/hl7-v2+er7": string;
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description The HL7 ACK of the message. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "x-application/hl7-v2+er7": string;
+                };
+            };
+        };
+    };
+    listDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description Sender id. */
+                sender?: string;
+                /** @description Error code (unknown-sender, mapping-error, storage-unavailable, HL7_*, GW_ERR_*). */
+                error?: string;
+                status?: "new" | "replayed" | "discarded";
+                /** @description Message type, e.g. ORU^R01. */
+                type?: string;
+                _count?: number;
+                /** @description Id of the last dead letter of the previous page. */
+                _after?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of dead letters (without their raw bytes). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterPage"];
+                };
+            };
+            /** @description Not the community administrator. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    replayDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayFilter"];
+            };
+        };
+        responses: {
+            /** @description The outcome of each replay, oldest dead letter first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayBatch"];
+                };
+            };
+        };
+    };
+    getDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Metadata, the message as text decoded in its character set, and its bytes in base64. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterDetail"];
+                };
+            };
+            /** @description No such dead letter. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    replayDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The outcome; stored or duplicate marks the dead letter replayed, otherwise it stays new with one more attempt. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayResult"];
+                };
+            };
+            /** @description No such dead letter. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The dead letter is already replayed or discarded. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    discardDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The discarded dead letter. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description No such dead letter. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The dead letter is already replayed or discarded. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
