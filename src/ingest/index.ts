@@ -3,6 +3,7 @@
  * registry, the dead-letter store and the /ingest routes.
  *
  * Wiring (server.ts / app.ts):
+ *   const map = engineMap(loadMappings('mappings/hl7v2'), translate);
  *   const ingest = await createIngest(config, { db, fhir, map, metrics: app.metrics, logger });
  *   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db });
  *   // MLLP: (bytes, socket) => ingest.pipeline.handleMessage(bytes, { channel: 'mllp', remoteAddress, localPort })
@@ -15,6 +16,7 @@ import type { Registry } from 'prom-client';
 import { IngestPipeline, type Logger, type MapFn, type ParseFn } from './pipeline.js';
 import { loadSenders, type SenderRegistry } from './senders.js';
 import type { AckBuilder } from './envelope.js';
+import { mapMessage, type MapContext, type MappingRegistry } from './hl7v2/mapping/index.js';
 
 export { IngestPipeline, classify, RETRY_TEXT, type PipelineOptions, type PipelineResult, type Outcome, type Failure, type MapFn, type ParseFn, type MappingContext, type ReplayResult } from './pipeline.js';
 export { loadSenders, parseSenders, identifySender, isRefusal, SendersFileError, DEMO_SENDERS_URL, type Sender, type SenderRegistry, type SenderCharset, type Origin, type SenderRefusal } from './senders.js';
@@ -32,6 +34,11 @@ export {
 } from './dead-letters.js';
 export { readEnvelope, decodeRaw, hl7Ack, type Envelope, type AckBuilder, type AckRequest, type AckError, type AckCode } from './envelope.js';
 export { ingestRoutes, canManageDeadLetters, HL7_MEDIA_TYPE, type IngestRoutesOptions } from './routes.js';
+
+/** The mapping engine as the pipeline's map function: the sender's institution, its MRN system, its site overrides. */
+export function engineMap(mappings: MappingRegistry, translate?: MapContext['translate']): MapFn {
+  return (message, ctx) => mapMessage(message, { sender: { institution: ctx.institution }, mappings, ...(translate ? { translate } : {}) });
+}
 
 export interface IngestDeps {
   readonly db: Db;

@@ -1,0 +1,29 @@
+import t from 'tap';
+import { loadMappings } from '../../src/ingest/hl7v2/mapping/index.js';
+import { engineMap } from '../../src/ingest/index.js';
+import { BACKENDS } from '../helpers/db.js';
+import { ackOf, createPipelineFixture } from './fixture.js';
+import { oru } from './stand-ins.js';
+
+const MLLP = { channel: 'mllp' as const, remoteAddress: '10.1.2.3', localPort: 2575 };
+
+for (const backend of BACKENDS) {
+  t.test(`${backend}: the real parser, mapping engine and ACK builder`, async (t) => {
+    const f = await createPipelineFixture(backend);
+    t.teardown(() => f.close());
+    f.map.fn = engineMap(loadMappings('mappings/hl7v2'));
+    const adt = [
+      'MSH|^~\\&|QSHIS|QSXRMYY|COUNTY-HIE|QS|20250301083000+0800||ADT^A01^ADT_A01|E2E-1|P|2.5||||||UNICODE UTF-8',
+      'EVN|A01|20250301083000+0800',
+      'PID|1||E2E1^^^QSHIS^MR||Li^Si||19650312|M',
+      'PV1|1|I|W1^101^1',
+    ].join('\r');
+    const r = await f.pipeline.handleMessage(Buffer.from(adt), MLLP);
+    t.equal(ackOf(r.ack).code, 'AA', r.failure?.text);
+    t.equal(r.outcome, 'stored');
+    t.equal(await f.count(`resource WHERE type = 'Patient'`), 1);
+    t.equal((await f.pipeline.handleMessage(Buffer.from(adt), MLLP)).outcome, 'duplicate');
+    const unsupported = await f.pipeline.handleMessage(Buffer.from(oru({ controlId: 'E2E-2', type: 'ORU^R99^ORU_R01' })), MLLP);
+    t.equal(ackOf(unsupported.ack).code, 'AR', 'refused by the sender registration first');
+  });
+}
