@@ -58,6 +58,7 @@ export interface Config {
   readonly hl7SendersFile: string | undefined;
   /** Directory where HL7 dead letters wait while the database is down. */
   readonly hl7SpoolDir: string;
+  readonly hl7MappingsDir: string;
 }
 
 interface EnvVar {
@@ -202,6 +203,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'string',
     default: './data/hl7-spool',
     description: 'Local directory keeping HL7 dead letters while the database is unreachable; moved into the database when it answers again. Use a persistent volume.',
+  },
+  {
+    name: 'HL7_MAPPINGS_DIR',
+    key: 'hl7MappingsDir',
+    type: 'string',
+    default: './mappings/hl7v2',
+    description: 'HL7 v2 mapping files (message, segment and data-type templates, site overrides), checked at start; a bad file stops start-up.',
   },
 ];
 

@@ -9,6 +9,7 @@ import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } 
 import { loadDemoCommunity } from './demo/index.js';
 import { buildApp } from './app.js';
 import { maintainAuditPartitions, prepareAudit } from './audit/index.js';
+import { startMllpServer } from './ingest/mllp/index.js';
 import { Redis } from 'ioredis';
 
 async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<void> {
@@ -21,6 +22,8 @@ async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Prom
 export interface Running {
   /** The address actually bound (PORT=0 picks a free port). */
   readonly address: string;
+  /** The MLLP port bound, when MLLP is on. */
+  readonly mllpPort?: number;
   stop(): Promise<void>;
 }
 
@@ -43,10 +46,29 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   const app = await buildApp(config, { db, logger, fhir, redis });
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ listen: address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
+  // HL7 v2 over MLLP: each frame goes through the same pipeline as POST /ingest/hl7v2; the ACK
+  // is sent only after the message's transaction has committed.
+  const mllp =
+    config.mllpPort === 0
+      ? undefined
+      : await startMllpServer({
+          host: config.mllpHost,
+          port: config.mllpPort,
+          tls: config.mllpTlsKeyFile && config.mllpTlsCertFile ? { keyFile: config.mllpTlsKeyFile, certFile: config.mllpTlsCertFile } : undefined,
+          maxFrameBytes: config.mllpMaxFrameBytes,
+          idleTimeoutMs: config.mllpIdleTimeoutMs,
+          handler: async (frame, conn) =>
+            (await app.ingest.pipeline.handleMessage(frame, { channel: 'mllp', remoteAddress: conn.remoteAddress, localPort: conn.localPort })).ack,
+          logger: logger.child({ component: 'mllp' }),
+        });
+  if (mllp) logger.info({ mllpPort: mllp.port }, 'MLLP listening');
   return {
     address,
+    mllpPort: mllp?.port,
     async stop() {
       clearInterval(maintenance);
+      // Stop taking messages first; frames already received are acknowledged before closing.
+      await mllp?.close();
       await app.close();
       redis?.disconnect();
       await db.close();

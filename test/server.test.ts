@@ -42,7 +42,7 @@ async function json(url: string, init: RequestInit = {}): Promise<{ status: numb
 
 async function startOn(env: Record<string, string>): Promise<{ base: string; stop: () => Promise<void> }> {
   // Port 0: the OS picks a free port; BASE_URL is only used in links, so the test reads the real one.
-  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', MLLP_PORT: '0', LOG_LEVEL: 'silent', HL7_SPOOL_DIR: join(tmpdir(), `hie-spool-${process.pid}`), ...env });
   const { stop, address } = await start(config, logger);
   return { base: address, stop };
 }

@@ -3,6 +3,9 @@
  */
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
@@ -26,7 +29,9 @@ export interface TestApp {
 export const TEST_BASE = 'http://gateway.test';
 
 export async function createTestApp(backend: Backend, env: Record<string, string> = {}, deps: { redis?: Redis } = {}): Promise<TestApp> {
-  const config = loadConfig({ BASE_URL: TEST_BASE, LOG_LEVEL: 'silent', ...env });
+  // Each app spools undeliverable HL7 messages in a directory of its own.
+  const spoolDir = mkdtempSync(join(tmpdir(), 'hl7-spool-'));
+  const config = loadConfig({ BASE_URL: TEST_BASE, LOG_LEVEL: 'silent', HL7_SPOOL_DIR: spoolDir, ...env });
   const tdb = await openTestDb(backend);
   await prepareAudit(tdb.db, config);
   const fhir = await createFhirServices(config, tdb.db);
@@ -51,6 +56,7 @@ export async function createTestApp(backend: Backend, env: Record<string, string
     async close() {
       await app.close();
       await tdb.close();
+      rmSync(spoolDir, { recursive: true, force: true });
     },
   };
 }

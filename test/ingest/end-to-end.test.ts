@@ -27,3 +27,23 @@ for (const backend of BACKENDS) {
     t.equal(ackOf(unsupported.ack).code, 'AR', 'refused by the sender registration first');
   });
 }
+
+for (const backend of BACKENDS) {
+  t.test(`${backend}: regression: an ORU whose observation key holds '|' is stored, and stored once`, async (t) => {
+    const f = await createPipelineFixture(backend);
+    t.teardown(() => f.close());
+    f.map.fn = engineMap(loadMappings('mappings/hl7v2'));
+    const msg = [
+      'MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000+0800||ORU^R01^ORU_R01|E2E-ORU-1|P|2.5||||||UNICODE UTF-8',
+      'PID|1||E2E2^^^QSHIS^MR||Wang^Wu||19700101|F',
+      'OBR|1|P1|FIL1|2345-7^Glucose^LN',
+      'OBX|1|NM|2345-7^Glucose^LN||5.6|mmol/L|3.9-6.1|N|||F',
+    ].join('\r');
+    const first = await f.pipeline.handleMessage(Buffer.from(msg), MLLP);
+    t.equal(ackOf(first.ack).code, 'AA', first.failure?.text ?? 'stored');
+    const copy = msg.replace('E2E-ORU-1', 'E2E-ORU-2');
+    const second = await f.pipeline.handleMessage(Buffer.from(copy), MLLP);
+    t.equal(ackOf(second.ack).code, 'AA', 'a resend under a new control id updates in place');
+    t.equal(await f.count(`resource WHERE type = 'Observation'`), 1);
+  });
+}

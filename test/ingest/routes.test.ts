@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
 import { prepareAudit } from '../../src/audit/index.js';
 import { createFhirServices } from '../../src/fhir/index.js';
-import { canManageDeadLetters, createIngest, ingestRoutes, type Ingest, type MapFn } from '../../src/ingest/index.js';
+import { canManageDeadLetters, type Ingest, type MapFn } from '../../src/ingest/index.js';
 import { BACKENDS, openTestDb } from '../helpers/db.js';
 import { ackOf } from './fixture.js';
 import { mapStandIn, MappingError, oru } from './stand-ins.js';
@@ -29,11 +29,10 @@ for (const backend of BACKENDS) {
     const tdb = await openTestDb(backend);
     await prepareAudit(tdb.db, config);
     const fhir = await createFhirServices(config, tdb.db);
-    const app: FastifyInstance = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir });
     const mapping = { fn: mapStandIn as MapFn };
-    const ingest: Ingest = await createIngest(config, { db: tdb.db, fhir, map: (m, c) => mapping.fn(m, c), metrics: app.metrics, drainIntervalMs: 0 });
-    await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: tdb.db });
+    const app: FastifyInstance = await buildApp(config, { db: tdb.db, logger: createLogger('silent'), fhir, hl7Map: (m, c) => mapping.fn(m, c) });
     await app.ready();
+    const ingest: Ingest = app.ingest;
     t.teardown(async () => {
       ingest.stop();
       await app.close();

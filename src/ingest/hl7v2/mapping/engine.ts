@@ -120,6 +120,12 @@ function assign(out: unknown, target: readonly (string | number)[], vals: unknow
   return root;
 }
 
+
+/** FHIR search escaping: `\`, `|`, `,` and `$` in a value are preceded by a backslash. */
+export function searchEscape(value: string): string {
+  return value.replace(/[\\|,$]/g, (c) => `\\${c}`);
+}
+
 class Run {
   readonly warnings: MappingWarning[] = [];
   readonly instances: Instance[] = [];
@@ -282,6 +288,7 @@ class Run {
     return { fullUrl: inst.fullUrl, resource, request };
   }
 
+  /** The search criteria (`identifier=system|value`) a resource is keyed on for a conditional write. */
   key(rule: CRule, resource: Resource, scope: Scope, vars: Vars): string | undefined {
     const ids = ((resource as { identifier?: Identifier[] }).identifier ?? []).filter((i) => i.system && i.value);
     const identity = rule.identity as NonNullable<CRule['identity']>;
@@ -290,7 +297,7 @@ class Run {
       const v = typeof want === 'string' ? want : Array.isArray(want) ? scalar(want[0] as Node | undefined) : undefined;
       if (!v) continue;
       const hit = v === '*' ? ids[0] : ids.find((i) => i.system === v);
-      if (hit) return `identifier=${encodeURIComponent(hit.system as string)}|${encodeURIComponent(hit.value as string)}`;
+      if (hit) return `identifier=${encodeURIComponent(searchEscape(hit.system as string))}|${encodeURIComponent(searchEscape(hit.value as string))}`;
     }
     if (identity.required) {
       throw new MappingError(HL7_ERROR.REQUIRED_FIELD_MISSING, locationOf(identity.required, scope), `no identifier to key the ${rule.resourceType} on`);

@@ -39,7 +39,7 @@ t.test('ORU: patient keyed on the MRN, ID card kept, observations keyed on fille
   t.match(encounter.request, { url: /^Encounter\?identifier=.*\|V987$/ });
   const obs = (bundle.entry ?? []).filter((e) => e.resource?.resourceType === 'Observation');
   t.equal(obs.length, 2);
-  t.match(obs[0].request, { method: 'PUT', url: /^Observation\?identifier=.*\|F777%7CT1%7C%7C1$/ });
+  t.match(obs[0].request, { method: 'PUT', url: /^Observation\?identifier=.*\|F777%5C%7CT1%5C%7C%5C%7C1$/ });
   const o = obs[0].resource as Observation;
   t.same(o.valueQuantity, { value: 5.6, unit: 'mmol/L', system: 'http://unitsofmeasure.org', code: 'mmol/L' });
   t.same(o.referenceRange?.[0].low?.value, 3.9);
