@@ -4,7 +4,7 @@
  * even for a message that does not parse. Also the ACK builder of the pipeline, over the hl7v2
  * folder's.
  */
-import { ackHeaderFromBytes, buildAckBytes, decodeText, resolveCharset, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
+import { ackHeaderFromBytes, buildAckBytes, contentStart, decodeText, resolveCharset, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 
 export interface Envelope {
   readonly fieldSeparator: string;
@@ -30,9 +30,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const gb18030 = new TextDecoder('gb18030');
 
 /** The MSH segment's text: UTF-8 when it decodes as such, else GB18030 (a superset of GBK). */
-function headerText(bytes: Buffer): string | undefined {
-  let start = 0;
-  while (start < bytes.length && (bytes[start] === 0x0b || bytes[start] === 0x0d || bytes[start] === 0x0a || bytes[start] === 0x20)) start++;
+function headerText(raw: Buffer): string | undefined {
+  // A leading MLLP start byte, then the parser's own rule (BOM, blank lines) for where text starts.
+  const bytes = raw[0] === 0x0b ? raw.subarray(1) : raw;
+  const start = contentStart(bytes);
   if (bytes.subarray(start, start + 3).toString('latin1') !== 'MSH') return undefined;
   let end = start;
   while (end < bytes.length && bytes[end] !== 0x0d && bytes[end] !== 0x0a) end++;
