@@ -7,6 +7,7 @@
  * subordinates?, disabled?, comment? } ] }`. Secrets are stored only as scrypt hashes
  * (scripts/hash-secret.ts); `jwks` holds the public keys of a private_key_jwt client.
  */
+import { describeRegistryError, USCC_HINT, type RegistryShape } from '../registry-errors.js';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
@@ -106,21 +107,15 @@ function entryName(data: unknown, index: number): string {
   return typeof id === 'string' ? `client #${index} ("${id}")` : `client #${index}`;
 }
 
+const CLIENTS_SHAPE: RegistryShape = {
+  list: 'clients',
+  noun: 'client',
+  idField: 'clientId',
+  patternHints: { institution: USCC_HINT, secretHash: 'must be scrypt$N$r$p$salt$hash as printed by scripts/hash-secret.ts' },
+};
+
 function describe(e: ErrorObject, data: unknown): string {
-  const parts = e.instancePath.split('/').slice(1);
-  const detail =
-    e.keyword === 'additionalProperties'
-      ? `has unknown field "${String((e.params as { additionalProperty: string }).additionalProperty)}"`
-      : e.keyword === 'required'
-        ? `lacks required field "${String((e.params as { missingProperty: string }).missingProperty)}"`
-        : e.keyword === 'pattern' && parts[2] === 'institution'
-          ? 'must be an 18-character unified social credit code (统一社会信用代码)'
-          : e.keyword === 'pattern' && parts[2] === 'secretHash'
-            ? 'must be scrypt$N$r$p$salt$hash as printed by scripts/hash-secret.ts'
-            : (e.message ?? 'is invalid');
-  if (parts[0] !== 'clients' || parts.length < 2) return `${e.instancePath || 'file'} ${detail}`;
-  const field = parts.slice(2).join('.');
-  return `${entryName(data, Number(parts[1]))}${field ? `, field "${field}"` : ''} ${detail}`;
+  return describeRegistryError(e, data, CLIENTS_SHAPE);
 }
 
 async function checkJwk(jwk: JWK): Promise<string | undefined> {

@@ -4,6 +4,7 @@
  * institution's rights and no other. Loaded from a JSON file (HL7_SENDERS_FILE, default the demo
  * file) and checked with a JSON Schema at start: a bad file fails start-up.
  */
+import { describeRegistryError, USCC_HINT } from '../registry-errors.js';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
@@ -91,19 +92,7 @@ export class SendersFileError extends Error {
 }
 
 function describe(e: ErrorObject, data: unknown): string {
-  const parts = e.instancePath.split('/').slice(1);
-  const detail =
-    e.keyword === 'additionalProperties'
-      ? `has unknown field "${String((e.params as { additionalProperty: string }).additionalProperty)}"`
-      : e.keyword === 'required'
-        ? `lacks required field "${String((e.params as { missingProperty: string }).missingProperty)}"`
-        : e.keyword === 'pattern' && parts[2] === 'institution'
-          ? 'must be an 18-character unified social credit code (统一社会信用代码)'
-          : (e.message ?? 'is invalid');
-  if (parts[0] !== 'senders' || parts.length < 2) return `${e.instancePath || 'file'} ${detail}`;
-  const id = (data as { senders?: { id?: unknown }[] }).senders?.[Number(parts[1])]?.id;
-  const field = parts.slice(2).join('.');
-  return `sender #${parts[1]}${typeof id === 'string' ? ` ("${id}")` : ''}${field ? `, field "${field}"` : ''} ${detail}`;
+  return describeRegistryError(e, data, { list: 'senders', noun: 'sender', idField: 'id', patternHints: { institution: USCC_HINT } });
 }
 
 const key = (app: string, facility: string) => `${app}\u0000${facility}`;
