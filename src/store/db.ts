@@ -84,6 +84,13 @@ export class PostgresDb implements Db {
       throw unavailable(e);
     }
     let broken = false;
+    // The pool listens for errors on idle clients only. A checked-out client whose connection
+    // dies (failover, pg_terminate_backend) emits 'error' too: without a listener that event
+    // would crash the process. The failing statement rejects on its own; mark the client broken.
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     const q: Queryable = {
       query: async <R>(sql: string, params: readonly unknown[] = []) => {
         try {
@@ -110,6 +117,7 @@ export class PostgresDb implements Db {
       if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
       throw isConnectionError(e) ? unavailable(e) : e;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
