@@ -202,6 +202,28 @@ function idCardValue(n: Node | undefined): unknown {
   return r.ok ? r.value : v;
 }
 
+/**
+ * A person document number held in a plain field (PID-19 SSN number, PID-20 driver's licence DLN)
+ * → Identifier typed from HL7 table 0203, as the v2-to-FHIR IG maps PID-19/20. A valid resident
+ * ID card number (senders put it in PID-19) gets the ID card system and type NNCHN instead. The
+ * system is `${FHIR_BASE}/sid/<kind>/<issuer>`: the issuer given (DLN.2), else the institution.
+ */
+function documentIdentifier(n: Node | undefined, args: FnArgs, env: FnEnv): unknown {
+  const value = comp(n, 1).trim();
+  if (!value) return undefined;
+  const v2type = (code: string): unknown => ({ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code }] });
+  const card = checkIdCard(value);
+  if (value.length === 18 && card.ok) return { type: v2type('NNCHN'), system: ID_CARD_SYSTEM, value: card.value };
+  const issuer = str(args.issuer) ?? str(args.institution) ?? '-';
+  const expires = str(args.expires);
+  return {
+    type: v2type(str(args.type) ?? 'PN'),
+    system: `${FHIR_BASE}/sid/${str(args.kind) ?? 'document'}/${encodeURIComponent(issuer)}`,
+    value,
+    ...(expires ? { period: { end: hl7DateTime(expires, env.timezone, true) } } : {}),
+  };
+}
+
 /** EI (placer/filler order number) → Identifier with type PLAC/FILL. */
 function eiIdentifier(n: Node | undefined, args: FnArgs): unknown {
   const value = comp(n, 1);
@@ -260,6 +282,7 @@ export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
   localCodingSystem: { params: ['institution'], input: false, run: (_n, a, env) => codingSystemUri(undefined, str(a.institution), env) },
   cxSystem: { params: ['kind', 'institution', 'mrnSystem', 'assigningAuthority'], input: true, run: cxSystem },
   cxValue: { params: [], input: true, run: idCardValue },
+  documentIdentifier: { params: ['type', 'kind', 'institution', 'issuer', 'expires'], input: true, run: documentIdentifier },
   eiIdentifier: { params: ['type', 'institution'], input: true, run: eiIdentifier },
   keyIdentifier: { params: ['kind', 'institution', 'p1', 'p2', 'p3', 'p4'], input: false, run: keyIdentifier },
   joinText: { params: ['lines'], input: false, run: joinText },
