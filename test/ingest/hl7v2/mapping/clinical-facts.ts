@@ -10,10 +10,30 @@ const arr = (v: unknown): R[] => (Array.isArray(v) ? (v as R[]) : []);
 const obj = (v: unknown): R => (v && typeof v === 'object' ? (v as R) : {});
 const s = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
 
-/** Date/time cut to minutes, offset dropped: converters differ in seconds padding and zones. */
+const OFFSET = /(Z|[+-]\d{2}:\d{2})$/;
+
+/** Date/time cut to minutes (converters differ in seconds padding), its UTC offset kept when it has one. */
 function dt(v: unknown): string | undefined {
   const t = s(v);
-  return t === undefined ? undefined : t.slice(0, 16);
+  if (t === undefined) return undefined;
+  const off = t.length > 10 ? OFFSET.exec(t)?.[1] : undefined;
+  return t.slice(0, 16) + (off === undefined ? '' : off === 'Z' ? '+00:00' : off);
+}
+
+const TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})([+-]\d{2}:\d{2})?$/;
+
+/**
+ * Two facts agree when equal; two times agree when they show the same local time (a source time
+ * without offset gets each converter's default zone: ours the sender's +08:00, rs UTC) or name
+ * the same instant (msft restates a time that has an offset in its own host zone: 11:34+01:10
+ * as 15:54+05:30).
+ */
+export function sameFact(expected: string, actual: string | undefined): boolean {
+  if (actual === expected) return true;
+  const [e, a] = [TIME.exec(expected), actual === undefined ? null : TIME.exec(actual)];
+  if (!e || !a) return false;
+  if (e[1] === a[1]) return true;
+  return e[2] !== undefined && a[2] !== undefined && Date.parse(`${e[1]}:00${e[2]}`) === Date.parse(`${a[1]}:00${a[2]}`);
 }
 
 function firstCode(cc: unknown): string | undefined {
@@ -93,7 +113,7 @@ export function compareFacts(fixture: string, expected: Map<string, string>, our
   const disagreements: Disagreement[] = [];
   for (const [k, v] of expected) {
     const a = ours.get(k);
-    if (a !== v) disagreements.push({ fixture, field: k, expected: v, actual: a ?? null });
+    if (!sameFact(v, a)) disagreements.push({ fixture, field: k, expected: v, actual: a ?? null });
   }
   return { compared: expected.size, disagreements };
 }
