@@ -1,0 +1,188 @@
+/**
+ * Many senders at once: 500 MLLP connections to the gateway as `npm start` runs it, each sending
+ * one or two ORU^R01 (10 OBX each) for patients spread over 50 MRNs. Every message must be
+ * answered AA with its own control id (MSA-2), and exactly one Observation per OBX must be stored:
+ * none lost, none twice. Runs on the embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL
+ * is set.
+ */
+import t, { type Test } from 'tap';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Bundle, Observation } from '@medplum/fhirtypes';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { start } from '../../src/server.js';
+import { sendMllp } from '../../src/ingest/mllp/index.js';
+import { TEST_DATABASE_URL } from '../helpers/db.js';
+
+const CONNECTIONS = 500;
+/** Connections open at the same time (the rest wait for a free slot): all of them, as 500 senders would. */
+const FAN_OUT = 500;
+const MRNS = 50;
+const OBX_PER_MESSAGE = 10;
+
+// Two runs of 750 messages each (PGlite, PostgreSQL) on a busy 2-core machine.
+t.setTimeout(300_000);
+
+const RESULTS: readonly (readonly [string, string, string, string, string])[] = [
+  ['2345-7', '葡萄糖', '5.6', 'mmol/L', '3.9-6.1'],
+  ['2093-3', '总胆固醇', '4.8', 'mmol/L', '2.8-5.2'],
+  ['2571-8', '甘油三酯', '1.3', 'mmol/L', '0.5-1.7'],
+  ['2085-9', '高密度脂蛋白胆固醇', '1.2', 'mmol/L', '1.0-1.9'],
+  ['13457-7', '低密度脂蛋白胆固醇', '2.9', 'mmol/L', '1.5-3.4'],
+  ['2160-0', '肌酐', '78', 'umol/L', '57-111'],
+  ['3094-0', '尿素氮', '5.1', 'mmol/L', '2.9-8.2'],
+  ['1742-6', '丙氨酸氨基转移酶', '22', 'U/L', '9-50'],
+  ['1920-8', '天门冬氨酸氨基转移酶', '25', 'U/L', '15-40'],
+  ['2823-3', '钾', '4.1', 'mmol/L', '3.5-5.3'],
+];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+interface Message {
+  readonly controlId: string;
+  readonly bytes: Buffer;
+}
+
+/** An ORU^R01 of the county LIS (QSLIS/QSXRMYY, UTF-8): one order, 10 results. */
+function oru(tag: string, conn: number, seq: number): Message {
+  const controlId = `${tag}-${conn}-${seq}`;
+  const mrn = `${tag}M${conn % MRNS}`;
+  const text = [
+    `MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000+0800||ORU^R01^ORU_R01|${controlId}|P|2.5||||||UNICODE UTF-8`,
+    `PID|1||${mrn}^^^QSLIS^MR||王^负载${conn % MRNS}||19650312|F`,
+    `OBR|1|P${controlId}|F${controlId}|24331-1^血脂及生化^LN|||20250301073000`,
+    ...RESULTS.slice(0, OBX_PER_MESSAGE).map(([code, name, value, unit, range], i) => `OBX|${i + 1}|NM|${code}^${name}^LN||${value}|${unit}|${range}|N|||F|||20250301073000`),
+  ].join('\r');
+  return { controlId, bytes: Buffer.from(text, 'utf8') };
+}
+
+/** MSA-1 and MSA-2 of an ACK. */
+function msa(ack: Buffer): { code: string; controlId: string; text: string } {
+  const text = ack.toString('utf8');
+  const seg = text.split(/\r\n?|\n/).find((s) => s.startsWith('MSA|'));
+  const f = seg?.split('|') ?? [];
+  return { code: f[1] ?? '', controlId: f[2] ?? '', text: text.replace(/\r/g, '\\r') };
+}
+
+/** Runs fn over items with at most `limit` running at once. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function runLoad(t: Test, env: Record<string, string>, sql?: (text: string) => Promise<Record<string, unknown>[]>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'hie-mllp-load-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mllpPort = await freePort();
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', MLLP_PORT: String(mllpPort), DATA_DIR: dir, HL7_SPOOL_DIR: join(dir, 'spool'), LOG_LEVEL: 'silent', ...env });
+  const running = await start(config, createLogger('silent'));
+  t.teardown(() => running.stop());
+
+  const tag = `LD${randomBytes(3).toString('hex').toUpperCase()}`;
+  const plan = Array.from({ length: CONNECTIONS }, (_, conn) => Array.from({ length: conn % 2 === 0 ? 2 : 1 }, (_, seq) => oru(tag, conn, seq)));
+  const messages = plan.reduce((n, m) => n + m.length, 0);
+
+  const started = performance.now();
+  const problems: string[] = [];
+  await mapLimit(plan, FAN_OUT, async (msgs) => {
+    try {
+      const acks = await sendMllp('127.0.0.1', mllpPort, msgs.map((m) => m.bytes), { timeoutMs: 120_000 });
+      acks.forEach((ack, i) => {
+        const a = msa(ack);
+        if (a.code !== 'AA' || a.controlId !== msgs[i].controlId) problems.push(`${msgs[i].controlId}: ${a.text}`);
+      });
+    } catch (e) {
+      problems.push(`${msgs[0].controlId}: ${(e as Error).message}`);
+    }
+  });
+  const seconds = (performance.now() - started) / 1000;
+  t.comment(`${messages} messages on ${CONNECTIONS} connections (${FAN_OUT} at once) in ${seconds.toFixed(1)} s, ${Math.round(messages / seconds)} msgs/s`);
+  t.same(problems.slice(0, 10), [], `every message answered AA with its own control id (${problems.length} of ${messages} were not)`);
+
+  // Through the FHIR API, as the county hospital's HIS reads it: per patient, every Observation once.
+  const r = await fetch(`${running.address}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&client_id=county-his&client_secret=county-his-secret',
+  });
+  const token = ((await r.json()) as { access_token: string }).access_token;
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  let found = 0;
+  for (let m = 0; m < MRNS; m++) {
+    let url: string | undefined = `${running.address}/fhir/Observation?subject:Patient.identifier=${tag}M${m}&_count=1000`;
+    while (url) {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+      const body = (await res.json()) as Bundle;
+      if (body.resourceType !== 'Bundle') {
+        t.fail(JSON.stringify(body).slice(0, 300));
+        break;
+      }
+      for (const e of body.entry ?? []) {
+        const o = e.resource as Observation;
+        found++;
+        if (o.id) ids.add(o.id);
+        keys.add(o.identifier?.map((i) => `${i.system}|${i.value}`).join(',') ?? '');
+      }
+      url = body.link?.find((l) => l.relation === 'next')?.url;
+    }
+  }
+  const expected = messages * OBX_PER_MESSAGE;
+  t.equal(found, expected, `${expected} Observations found through the FHIR API (one per OBX)`);
+  t.equal(ids.size, found, 'no Observation listed twice');
+  t.equal(keys.size, found, 'no two Observations with the same business identifier');
+
+  if (sql) {
+    const [row] = await sql(
+      `SELECT count(*)::int AS n, count(DISTINCT (content::jsonb)->'identifier') ::int AS distinct_keys FROM resource
+        WHERE type = 'Observation' AND NOT deleted AND content LIKE '%${tag}-%'`,
+    );
+    t.same(row, { n: expected, distinct_keys: expected }, 'the same count straight from the resource table, no duplicate identifiers');
+    const [processed] = await sql(`SELECT count(*)::int AS n FROM hl7_processed WHERE control_id LIKE '${tag}-%'`);
+    t.same(processed, { n: messages }, 'one processed-message row per control id');
+  }
+}
+
+t.test('pglite: 500 MLLP connections, every message AA, every OBX stored once', async (t) => {
+  await runLoad(t, {});
+});
+
+t.test('PostgreSQL: 500 MLLP connections, every message AA, every OBX stored once', { skip: TEST_DATABASE_URL ? false : 'TEST_DATABASE_URL not set' }, async (t) => {
+  const schema = `mllp_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.query(`SET search_path = ${schema}`);
+  t.teardown(async () => {
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.end();
+  });
+  const url = new URL(TEST_DATABASE_URL as string);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  await runLoad(t, { DATABASE_URL: url.toString() }, async (text) => {
+    const { rows } = await admin.query(text);
+    return rows as Record<string, unknown>[];
+  });
+});
