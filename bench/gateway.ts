@@ -87,6 +87,8 @@ export function freePort(): Promise<number> {
 
 export interface Gateway {
   readonly baseUrl: string;
+  /** The MLLP (HL7 v2) listener's port. */
+  readonly mllpPort: number;
   readonly command: string;
   /** Last lines the process wrote, for error reports. */
   output(): string;
@@ -103,6 +105,7 @@ export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENT
 
 export async function startGateway(options: { root: string; databaseUrl: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
   const port = await freePort();
+  const mllpPort = await freePort();
   const { args, label } = serverCommand(options.root);
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: options.root,
@@ -112,6 +115,8 @@ export async function startGateway(options: { root: string; databaseUrl: string;
       PORT: String(port),
       BASE_URL: `http://127.0.0.1:${port}`,
       DATABASE_URL: options.databaseUrl,
+      MLLP_HOST: '127.0.0.1',
+      MLLP_PORT: String(mllpPort),
       DEMO_DATA: 'false',
       LOG_LEVEL: 'warn',
       DB_POOL_MAX: '20',
@@ -139,6 +144,7 @@ export async function startGateway(options: { root: string; databaseUrl: string;
   const baseUrl = `http://127.0.0.1:${port}`;
   const gateway: Gateway = {
     baseUrl,
+    mllpPort,
     command: label,
     output: () => lines.slice(-40).join('\n'),
     async stop() {

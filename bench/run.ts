@@ -3,7 +3,9 @@
  *
  * Starts the gateway as a child process on a free port against a fresh schema, seeds Patients and
  * Observations through transaction Bundles, runs time-bounded autocannon workloads (read, two
- * searches, create), prints a table and writes bench/results/latest.json. Not part of npm test.
+ * searches, create) and HL7 v2 over MLLP (ORU^R01 at 1, 4 and 16 connections, ADT^A01 at 4, each
+ * connection waiting for the ACK before its next message), prints a table and writes
+ * bench/results/latest.json. Not part of npm test.
  *
  * Environment (all optional):
  *   BENCH_DATABASE_URL   PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/test)
@@ -14,6 +16,7 @@
  *   BENCH_OBSERVATIONS   Observations to seed (default 10000)
  *   BENCH_BATCH          entries per transaction Bundle (default 100)
  *   BENCH_ONLY           comma-separated substrings: run only the workloads whose name matches
+ *                        (e.g. `mllp` for the MLLP workloads alone)
  *   BENCH_SERVER_ENTRY   server entry file (default src/server.ts, run with tsx)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +27,7 @@ import { cpus, totalmem } from 'node:os';
 import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway, type Isolation } from './gateway.js';
 import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js';
 import { run, workloads, type SeededData, type WorkloadResult } from './workloads.js';
+import { mllpWorkloads, runMllp, type MllpResult } from './mllp.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -57,9 +61,13 @@ function gitCommit(): string | undefined {
   }
 }
 
-function table(results: readonly WorkloadResult[]): string {
-  const header = ['workload', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'errors', 'non-2xx'];
-  const rows = results.map((r) => [r.name, String(r.requestsPerSecond), String(r.latencyP50Ms), String(r.latencyP99Ms), String(r.requests), String(r.errors + r.timeouts), String(r.non2xx)]);
+/** HTTP rows, then MLLP rows (msgs/s counts AA ACKs; non-2xx counts ACKs other than AA; autocannon gives no p95). */
+function table(results: readonly WorkloadResult[], mllp: readonly MllpResult[] = []): string {
+  const header = ['workload', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'requests', 'errors', 'non-2xx'];
+  const rows = [
+    ...results.map((r) => [r.name, String(r.requestsPerSecond), String(r.latencyP50Ms), '-', String(r.latencyP99Ms), String(r.requests), String(r.errors + r.timeouts), String(r.non2xx)]),
+    ...mllp.map((r) => [r.name, String(r.messagesPerSecond), String(r.latencyP50Ms), String(r.latencyP95Ms), String(r.latencyP99Ms), String(r.messages), String(r.errors), String(r.nonAa)]),
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
@@ -136,7 +144,16 @@ async function main(): Promise<void> {
       results.push(r);
     }
 
-    console.log(`\n${table(results)}\n`);
+    const mllpResults: MllpResult[] = [];
+    for (const w of mllpWorkloads().filter((m) => settings.only.length === 0 || settings.only.some((o) => m.name.toLowerCase().includes(o)))) {
+      if (interrupted) break;
+      console.log(`running ${w.name} for ${settings.durationSeconds} s: ${w.description}`);
+      const r = await runMllp('127.0.0.1', gateway.mllpPort, w, settings.durationSeconds);
+      for (const sample of r.samples) console.warn(`  ${sample}`);
+      mllpResults.push(r);
+    }
+
+    console.log(`\n${table(results, mllpResults)}\n`);
     const report = {
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
@@ -145,12 +162,13 @@ async function main(): Promise<void> {
       settings: { ...settings, databaseUrl: new URL(settings.databaseUrl).host },
       seed: { patients: settings.patients, observations: settings.observations, mode: seeded.mode, seconds: Number(seeded.seconds.toFixed(2)) },
       workloads: results,
+      mllp: mllpResults,
     };
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
     console.log('wrote bench/results/latest.json');
-    if (results.some((r) => r.errors + r.timeouts > 0 || r.non2xx > 0)) process.exitCode = 1;
+    if (results.some((r) => r.errors + r.timeouts > 0 || r.non2xx > 0) || mllpResults.some((r) => r.errors + r.nonAa > 0)) process.exitCode = 1;
   } finally {
     await cleanup();
   }
