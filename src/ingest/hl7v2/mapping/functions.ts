@@ -264,6 +264,15 @@ export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
   string: { params: [], input: true, run: (n) => scalar(n) || undefined },
   dateTime: { params: [], input: true, run: (n, _a, env) => hl7DateTime(scalar(n), env.timezone) },
   date: { params: [], input: true, run: (n, _a, env) => hl7DateTime(scalar(n), env.timezone, true) },
+  instant: {
+    params: [],
+    input: true,
+    run: (n, _a, env) => {
+      const v = hl7DateTime(scalar(n), env.timezone);
+      if (!v.includes('T')) throw new ConversionError(`"${scalar(n)}" has no time of day: not an instant`);
+      return v;
+    },
+  },
   time: { params: [], input: true, run: (n) => hl7Time(scalar(n)) },
   decimal: { params: [], input: true, run: (n) => hl7Number(scalar(n)) },
   integer: {

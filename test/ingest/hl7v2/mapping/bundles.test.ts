@@ -19,6 +19,7 @@ const CASES: Record<string, string> = {
   ORM_O01: 'msft__ORM-O01-02',
   OML_O21: 'lfh__OML_O21_two_orders_DG1',
   MDM_T02: 'msft__MDM-T02-03',
+  REF_I12: 'msft__REF-I12-02',
 };
 
 for (const [structure, fixture] of Object.entries(CASES)) {
