@@ -86,6 +86,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     map: deps.hl7Map ?? engineMap(loadMappings(config.hl7MappingsDir), translator(deps.fhir)),
     metrics: app.metrics,
     logger: app.log,
+    // Leave two pool connections to the HTTP API while feeds are bursting.
+    maxConcurrent: Math.max(1, config.dbPoolMax - 2),
   });
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());

@@ -54,6 +54,8 @@ export interface IngestDeps {
   readonly senders?: SenderRegistry;
   /** How often spooled dead letters are moved into the database; default 30 s, 0: never by timer. */
   readonly drainIntervalMs?: number;
+  /** Messages processed at once (see PipelineOptions.maxConcurrent). */
+  readonly maxConcurrent?: number;
 }
 
 export interface Ingest {
@@ -76,6 +78,7 @@ export async function createIngest(config: Pick<Config, 'hl7SendersFile' | 'hl7S
     spoolDir: config.hl7SpoolDir,
     metrics: deps.metrics,
     logger: deps.logger,
+    maxConcurrent: deps.maxConcurrent,
   });
   const drain = () => pipeline.drainSpool().catch((err: unknown) => deps.logger?.warn({ err: (err as Error).message }, 'HL7 spool not drained yet'));
   void drain();

@@ -12,6 +12,7 @@
  * code, and AE (unlike AR) tells the sender the message itself was not refused, so interface
  * engines keep it queued and resend. Nothing is acknowledged AA that is not committed.
  */
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Bundle } from '@medplum/fhirtypes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
@@ -70,6 +71,12 @@ export interface PipelineOptions {
   readonly logger?: Logger;
   /** Scopes of a sender's writes; default `system/*.cruds` (the institution policy still applies). */
   readonly senderScopes?: readonly string[];
+  /**
+   * Messages processed at once; the rest wait their turn, without a deadline. Sized to the
+   * database pool, so a burst of senders queues here instead of timing out waiting for a
+   * connection (which would be mistaken for the database being down). Default 8.
+   */
+  readonly maxConcurrent?: number;
 }
 
 /** Why a message was not stored. */
@@ -179,12 +186,15 @@ export class IngestPipeline {
   private spoolDirty = true;
   private draining?: Promise<number>;
 
+  private readonly gate: LimitFunction;
+
   constructor(private readonly opts: PipelineOptions) {
     this.ack = opts.ack ?? hl7Ack;
     this.parse = opts.parse ?? ((bytes, o) => parseHl7(bytes, o));
     this.spool = new DeadLetterSpool(opts.spoolDir);
     this.metrics = metricsOf(opts.metrics);
     this.scopes = Object.freeze([...(opts.senderScopes ?? ['system/*.cruds'])]);
+    this.gate = pLimit(Math.max(1, opts.maxConcurrent ?? 8));
   }
 
   /** Handles one message as received over MLLP or HTTP and returns the ACK to send. */
@@ -194,7 +204,7 @@ export class IngestPipeline {
     const known = env ? this.opts.senders.find(env.sendingApplication, env.sendingFacility) : undefined;
     const labels = { sender: known?.id ?? 'unknown', type: known && env && TYPE_RE.test(env.messageType) ? env.messageType : 'other' };
     this.metrics?.received.inc(labels);
-    const result = await this.process(bytes, origin, env, true);
+    const result = await this.gate(() => this.process(bytes, origin, env, true));
     this.metrics?.outcomes.inc({ ...labels, outcome: result.outcome });
     this.metrics?.duration.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);
     return result;
@@ -206,7 +216,7 @@ export class IngestPipeline {
     if (!d) return undefined;
     if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
     const origin: Origin = { channel: d.channel, remoteAddress: d.remoteAddress, localPort: d.localPort, clientId: d.clientId };
-    const result = await this.process(d.raw, origin, readEnvelope(d.raw), false);
+    const result = await this.gate(() => this.process(d.raw, origin, readEnvelope(d.raw), false));
     const done = result.outcome === 'stored' || result.outcome === 'duplicate';
     const text = done ? result.outcome : `${result.failure?.errorCode ?? 'error'}: ${result.failure?.text ?? ''}`;
     await recordReplay(this.opts.db, id, { done, text });
