@@ -129,3 +129,32 @@ t.test('mapping an ORU with 10 OBX is cheap', async (t) => {
   t.comment(`ORU^R01 with 10 OBX: ${us.toFixed(1)} µs per message`);
   t.ok(us < 5000);
 });
+
+t.test('PID-19 and PID-20 as typed Patient identifiers; a resident ID card in PID-19 gets the ID card system', async (t) => {
+  const adt = (pid19: string): Patient => {
+    const text = ['MSH|^~\\&|HIS|HOSP|HIE|HIE|20240501103000||ADT^A04|M1|P|2.5.1', `PID|1||M123^^^HOSP^MR||张^三||19800101|1||||||||||A77|${pid19}|DL-9^ZJ^20300101`].join('\r');
+    return mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry }).bundle.entry?.[0].resource as Patient;
+  };
+  const card = adt(ID_CARD).identifier ?? [];
+  t.match(card, [{ value: 'M123' }, { system: 'urn:oid:2.16.156.10011.1.3', value: ID_CARD, type: { coding: [{ code: 'NNCHN' }] } }, { type: { coding: [{ code: 'DL' }] }, value: 'DL-9', period: { end: '2030-01-01' } }]);
+  t.notOk(card.some((i) => i.value === 'A77'), 'PID-18 account number is not a Patient identifier');
+  const ssn = adt('123-45-6789').identifier ?? [];
+  t.match(ssn[1], { type: { coding: [{ code: 'SS' }] }, system: `https://fhir.county-hie.cn/sid/ssn/${USCC}`, value: '123-45-6789' });
+});
+
+t.test('REF^I12: the referral is a ServiceRequest keyed on RF1-6; a date-only OBX-19 is no instant and is left out', async (t) => {
+  const text = [
+    'MSH|^~\\&|HIS|HOSP|HIE|HIE|20240501103000||REF^I12^REF_I12|R1|P|2.5.1',
+    'RF1|A^Accepted^HL70283|S^STAT^HL70280|Med^Medical^HL70281||O^Outpatient^HL70284|R-42^HOSP|20240501|20240601|20240430',
+    'PID|1||M123^^^HOSP^MR||张^三||19800101|1',
+    'DG1|1||K63.3^Ulcer of Intestine^I10',
+    'OBR|1|P1|F1|22310-7^H. pylori Ab^LN',
+    'OBX|1|ST|22310-7^H. pylori Ab^LN||Positive||||||F|||20240420|||||20240420',
+  ].join('\r');
+  const { bundle, warnings } = mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry });
+  const referral = bundle.entry?.find((e) => e.resource?.resourceType === 'ServiceRequest' && e.request?.url.includes('R-42'));
+  t.match(referral?.resource, { status: 'active', intent: 'order', priority: 'stat', category: [{ coding: [{ code: '3457005' }] }], reasonReference: [{}], supportingInfo: [{}] });
+  const obs = bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation;
+  t.equal(obs.issued, undefined);
+  t.ok(warnings.some((w) => /not an instant/.test(w.message)));
+});
