@@ -5,7 +5,7 @@
  * same message again stores it once.
  */
 import t from 'tap';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,16 +19,6 @@ import { sendMllp } from '../../src/ingest/mllp/index.js';
 let cached: string | undefined;
 let tokenBase = '';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** The township LIS (demo sender CGLIS/CGZWSY, GBK by default): HbA1c and fasting glucose. */
 function oru(controlId: string, msh18 = ''): string {

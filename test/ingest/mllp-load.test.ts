@@ -6,7 +6,7 @@
  * is set.
  */
 import t, { type Test } from 'tap';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,16 +41,6 @@ const RESULTS: readonly (readonly [string, string, string, string, string])[] = 
   ['2823-3', '钾', '4.1', 'mmol/L', '3.5-5.3'],
 ];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 interface Message {
   readonly controlId: string;

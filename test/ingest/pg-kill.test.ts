@@ -6,7 +6,7 @@
  * application_name, so other test files sharing the server are untouched.
  */
 import t from 'tap';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,16 +18,6 @@ import { start } from '../../src/server.js';
 import { sendMllp } from '../../src/ingest/mllp/index.js';
 import { TEST_DATABASE_URL } from '../helpers/db.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 const oru = (n: number): Buffer =>
   Buffer.from(
