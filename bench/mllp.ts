@@ -5,6 +5,7 @@
  * fixed time; the figure is committed messages per second and the ACK latency seen by the sender.
  * Run by bench/run.ts against the gateway it started.
  */
+import { countyLabOru } from '../test/helpers/hl7-samples.js';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { frameMllp, MllpFrameDecoder } from '../src/ingest/mllp/index.js';
@@ -36,18 +37,6 @@ export interface MllpResult {
   readonly samples: readonly string[];
 }
 
-const RESULTS: readonly (readonly [string, string, string, string, string])[] = [
-  ['2345-7', '葡萄糖', '5.6', 'mmol/L', '3.9-6.1'],
-  ['2093-3', '总胆固醇', '4.8', 'mmol/L', '2.8-5.2'],
-  ['2571-8', '甘油三酯', '1.3', 'mmol/L', '0.5-1.7'],
-  ['2085-9', '高密度脂蛋白胆固醇', '1.2', 'mmol/L', '1.0-1.9'],
-  ['13457-7', '低密度脂蛋白胆固醇', '2.9', 'mmol/L', '1.5-3.4'],
-  ['2160-0', '肌酐', '78', 'umol/L', '57-111'],
-  ['3094-0', '尿素氮', '5.1', 'mmol/L', '2.9-8.2'],
-  ['1742-6', '丙氨酸氨基转移酶', '22', 'U/L', '9-50'],
-  ['1920-8', '天门冬氨酸氨基转移酶', '25', 'U/L', '15-40'],
-  ['2823-3', '钾', '4.1', 'mmol/L', '3.5-5.3'],
-];
 
 /** Residents the messages are spread over (each message updates its Patient). */
 const PATIENTS = 1000;
@@ -56,13 +45,7 @@ const PATIENTS = 1000;
 function oru(tag: string, conn: number, n: number): { controlId: string; bytes: Buffer } {
   const controlId = `${tag}O${conn}-${n}`;
   const p = (conn * 7919 + n) % PATIENTS;
-  const text = [
-    `MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000+0800||ORU^R01^ORU_R01|${controlId}|P|2.5||||||UNICODE UTF-8`,
-    `PID|1||${tag}M${p}^^^QSLIS^MR||王^测试${p}||19650312|F`,
-    `OBR|1|P${controlId}|F${controlId}|24331-1^血脂及生化^LN|||20250301073000`,
-    ...RESULTS.map(([code, name, value, unit, range], i) => `OBX|${i + 1}|NM|${code}^${name}^LN||${value}|${unit}|${range}|N|||F|||20250301073000`),
-  ].join('\r');
-  return { controlId, bytes: Buffer.from(text, 'utf8') };
+  return countyLabOru({ controlId, mrn: `${tag}M${p}`, given: `测试${p}` });
 }
 
 /** ADT^A01 of the county HIS (QSHIS/QSXRMYY): an admission with a new visit number. */

@@ -5,6 +5,8 @@
  * none lost, none twice. Runs on the embedded PGlite, and on PostgreSQL when TEST_DATABASE_URL
  * is set.
  */
+import pLimit from 'p-limit';
+import { countyLabOru } from '../helpers/hl7-samples.js';
 import t, { type Test } from 'tap';
 import { freePort } from '../helpers/net.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,18 +30,6 @@ const OBX_PER_MESSAGE = 10;
 // Two runs of 500 messages each (PGlite, PostgreSQL) on a busy 2-core machine.
 t.setTimeout(300_000);
 
-const RESULTS: readonly (readonly [string, string, string, string, string])[] = [
-  ['2345-7', '葡萄糖', '5.6', 'mmol/L', '3.9-6.1'],
-  ['2093-3', '总胆固醇', '4.8', 'mmol/L', '2.8-5.2'],
-  ['2571-8', '甘油三酯', '1.3', 'mmol/L', '0.5-1.7'],
-  ['2085-9', '高密度脂蛋白胆固醇', '1.2', 'mmol/L', '1.0-1.9'],
-  ['13457-7', '低密度脂蛋白胆固醇', '2.9', 'mmol/L', '1.5-3.4'],
-  ['2160-0', '肌酐', '78', 'umol/L', '57-111'],
-  ['3094-0', '尿素氮', '5.1', 'mmol/L', '2.9-8.2'],
-  ['1742-6', '丙氨酸氨基转移酶', '22', 'U/L', '9-50'],
-  ['1920-8', '天门冬氨酸氨基转移酶', '25', 'U/L', '15-40'],
-  ['2823-3', '钾', '4.1', 'mmol/L', '3.5-5.3'],
-];
 
 
 interface Message {
@@ -49,15 +39,7 @@ interface Message {
 
 /** An ORU^R01 of the county LIS (QSLIS/QSXRMYY, UTF-8): one order, 10 results. */
 function oru(tag: string, conn: number, seq: number): Message {
-  const controlId = `${tag}-${conn}-${seq}`;
-  const mrn = `${tag}M${conn % MRNS}`;
-  const text = [
-    `MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000+0800||ORU^R01^ORU_R01|${controlId}|P|2.5||||||UNICODE UTF-8`,
-    `PID|1||${mrn}^^^QSLIS^MR||王^负载${conn % MRNS}||19650312|F`,
-    `OBR|1|P${controlId}|F${controlId}|24331-1^血脂及生化^LN|||20250301073000`,
-    ...RESULTS.slice(0, OBX_PER_MESSAGE).map(([code, name, value, unit, range], i) => `OBX|${i + 1}|NM|${code}^${name}^LN||${value}|${unit}|${range}|N|||F|||20250301073000`),
-  ].join('\r');
-  return { controlId, bytes: Buffer.from(text, 'utf8') };
+  return countyLabOru({ controlId: `${tag}-${conn}-${seq}`, mrn: `${tag}M${conn % MRNS}`, given: `负载${conn % MRNS}`, results: OBX_PER_MESSAGE });
 }
 
 /** MSA-1 and MSA-2 of an ACK. */
@@ -68,19 +50,6 @@ function msa(ack: Buffer): { code: string; controlId: string; text: string } {
   return { code: f[1] ?? '', controlId: f[2] ?? '', text: text.replace(/\r/g, '\\r') };
 }
 
-/** Runs fn over items with at most `limit` running at once. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 async function runLoad(t: Test, env: Record<string, string>, sql?: (text: string) => Promise<Record<string, unknown>[]>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hie-mllp-load-'));
@@ -96,7 +65,8 @@ async function runLoad(t: Test, env: Record<string, string>, sql?: (text: string
 
   const started = performance.now();
   const problems: string[] = [];
-  await mapLimit(plan, FAN_OUT, async (msgs) => {
+  const limit = pLimit(FAN_OUT);
+  await Promise.all(plan.map((msgs) => limit(async () => {
     try {
       const acks = await sendMllp('127.0.0.1', mllpPort, msgs.map((m) => m.bytes), { timeoutMs: 120_000 });
       acks.forEach((ack, i) => {
@@ -106,7 +76,7 @@ async function runLoad(t: Test, env: Record<string, string>, sql?: (text: string
     } catch (e) {
       problems.push(`${msgs[0].controlId}: ${(e as Error).message}`);
     }
-  });
+  })));
   const seconds = (performance.now() - started) / 1000;
   t.comment(`${messages} messages on ${CONNECTIONS} connections (${FAN_OUT} at once) in ${seconds.toFixed(1)} s, ${Math.round(messages / seconds)} msgs/s`);
   t.same(problems.slice(0, 10), [], `every message answered AA with its own control id (${problems.length} of ${messages} were not)`);
