@@ -124,12 +124,38 @@ function narrow(data: Hl7Repetition, loc: Hl7Location, component?: number, subco
   return { data: [[comps[subcomponent - 1] ?? '']], loc: { ...loc, component, subcomponent } };
 }
 
+/** Every segment of a group and of its subgroups, in message order. */
+function segmentsUnder(g: GroupNode): Hl7Segment[] {
+  const out = [...g.segments];
+  for (const c of g.children) out.push(...segmentsUnder(c));
+  return out.sort((a, b) => a.position - b.position);
+}
+
+/**
+ * The segments a path names from a scope. A per-segment rule's `NTE*` is the run of NTEs right
+ * after its own segment (an OBX's notes, not its neighbours'); a group's `NTE*` is that group's.
+ * A single segment is looked up in the group, then its ancestors. A rule at the message level
+ * (no group) sees the whole message, so a document's TXA is found though it follows an order group.
+ */
 function segmentsFor(path: Path, scope: Scope): Hl7Segment[] {
   const name = path.segment as string;
   if (scope.segment?.name === name) return [scope.segment];
-  if (path.allSegments) return scope.group.segments.filter((s) => s.name === name);
+  const atRoot = scope.group.parent === undefined;
+  if (path.allSegments) {
+    if (scope.segment) {
+      const segs = scope.group.segments;
+      const run: Hl7Segment[] = [];
+      for (let i = segs.indexOf(scope.segment) + 1; i < segs.length && segs[i].name === name; i++) run.push(segs[i]);
+      return run;
+    }
+    return (atRoot ? segmentsUnder(scope.group) : scope.group.segments).filter((s) => s.name === name);
+  }
   for (let g: GroupNode | undefined = scope.group; g; g = g.parent) {
     const found = g.segments.find((s) => s.name === name);
+    if (found) return [found];
+  }
+  if (atRoot) {
+    const found = segmentsUnder(scope.group).find((s) => s.name === name);
     if (found) return [found];
   }
   return [];
