@@ -260,6 +260,16 @@ function textAttachment(_n: Node | undefined, args: FnArgs): unknown {
   return { contentType: 'text/plain; charset=utf-8', data: Buffer.from(text, 'utf8').toString('base64') };
 }
 
+// ---------------------------------------------------------------- insurance
+
+/** A Coverage.class (plan, group …) from a value and an optional name; absent without a value. */
+function coverageClass(_n: Node | undefined, args: FnArgs): unknown {
+  const value = str(args.value);
+  if (!value) return undefined;
+  const type = str(args.type) ?? 'plan';
+  return { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/coverage-class', code: type }] }, value, name: str(args.name) };
+}
+
 export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
   string: { params: [], input: true, run: (n) => scalar(n) || undefined },
   dateTime: { params: [], input: true, run: (n, _a, env) => hl7DateTime(scalar(n), env.timezone) },
@@ -296,4 +306,5 @@ export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
   keyIdentifier: { params: ['kind', 'institution', 'p1', 'p2', 'p3', 'p4'], input: false, run: keyIdentifier },
   joinText: { params: ['lines'], input: false, run: joinText },
   textAttachment: { params: ['lines'], input: false, run: textAttachment },
+  coverageClass: { params: ['type', 'value', 'name'], input: false, run: coverageClass },
 };

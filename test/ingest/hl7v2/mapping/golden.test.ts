@@ -45,7 +45,7 @@ t.test('clinical agreement with msft and rs expected outputs', async (t) => {
   }
   for (const [source, r] of rates) {
     t.comment(`${source}: ${r.agreed}/${r.compared} clinical fields agree (${((100 * r.agreed) / r.compared).toFixed(1)}%)`);
-    // Target 95%; msft is held at a floor below it: its listed disagreements are deliberate or not mapped yet (see their reasons).
+    // Target 95%; msft is held at a floor below it: its listed disagreements are deliberate (see their reasons).
     const min = listed.minimumAgreement[source] ?? 0.95;
     t.ok(r.agreed / r.compared >= min, `${source} agreement at least ${(100 * min).toFixed(0)}%`);
   }
