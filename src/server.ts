@@ -58,7 +58,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
           maxFrameBytes: config.mllpMaxFrameBytes,
           idleTimeoutMs: config.mllpIdleTimeoutMs,
           handler: async (frame, conn) =>
-            (await app.ingest.pipeline.handleMessage(frame, { channel: 'mllp', remoteAddress: conn.remoteAddress, localPort: conn.localPort })).ack,
+            (await app.ingest.pipeline.handleMessage(frame, { channel: 'mllp', remoteAddress: conn.remoteAddress, localPort: conn.localPort })).acks,
           logger: logger.child({ component: 'mllp' }),
         });
   if (mllp) logger.info({ mllpPort: mllp.port }, 'MLLP listening');

@@ -24,6 +24,9 @@ export interface Envelope {
   readonly version: string;
   /** MSH-18.1, as sent ('' when absent). */
   readonly charset: string;
+  /** MSH-15 and MSH-16 (enhanced acknowledgement mode when either is set). */
+  readonly acceptAckType: string;
+  readonly applicationAckType: string;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -71,6 +74,8 @@ export function readEnvelope(bytes: Buffer): Envelope | undefined {
     processingId: first(11),
     version: first(12),
     charset: first(18),
+    acceptAckType: first(15),
+    applicationAckType: first(16),
   };
 }
 
@@ -81,7 +86,8 @@ export function decodeRaw(raw: Buffer, charset: string | undefined): string {
 
 // ---- acknowledgments ----
 
-export type AckCode = 'AA' | 'AE' | 'AR';
+/** Application (and original-mode) codes AA/AE/AR; accept codes CA/CE/CR in enhanced mode. */
+export type AckCode = 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
 
 export interface AckError {
   /** HL7 table 0357 code: 100 segment sequence, 101 required field missing, 102 data type, 103 table value not found, 200 unsupported message type, 203 unsupported version, 204 unknown key, 207 application internal error. */

@@ -19,7 +19,7 @@ import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
 import { processBundle, Repository, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
 import type { Db, Queryable } from '../store/index.js';
-import { formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
+import { ackCodeFor, ackDue, acksRequestedBy, formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 import { hl7Ack, readEnvelope, type AckBuilder, type AckCode, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
 import { DeadLetterSpool, getDeadLetter, insertDeadLetter, recordReplay, settleDeadLetters, type DeadLetterInput } from './dead-letters.js';
@@ -27,6 +27,7 @@ import { DeadLetterSpool, getDeadLetter, insertDeadLetter, recordReplay, settleD
 export type Outcome = 'stored' | 'duplicate' | 'rejected' | 'error';
 
 export interface PipelineResult {
+  /** The application ACK (AA/AE/AR; in original mode the one ACK), as kept for a resend. */
   readonly ack: Buffer;
   readonly outcome: Outcome;
   /** Set when the message was not stored. */
@@ -81,7 +82,7 @@ export interface PipelineOptions {
 
 /** Why a message was not stored. */
 export interface Failure {
-  readonly ack: Exclude<AckCode, 'AA'>;
+  readonly ack: 'AE' | 'AR';
   readonly hl7Code: string;
   /** Dead-letter error code. */
   readonly errorCode: string;
@@ -173,6 +174,17 @@ function metricsOf(registry: Registry | undefined) {
   };
 }
 
+/** A message answered to its sender: the result and the ACK messages to send back, in order. */
+export interface HandledMessage extends PipelineResult {
+  /**
+   * Original mode (MSH-15/16 empty): the one ACK. Enhanced mode: the accept ACK (CA once the
+   * message is committed or kept as a dead letter, CE when it could not be, CR when refused) if
+   * MSH-15 asks for it, then the application ACK (AA/AE) if MSH-16 asks and it was accepted.
+   * Empty when the sender asked for none.
+   */
+  readonly acks: readonly Buffer[];
+}
+
 export interface ReplayResult extends PipelineResult {
   readonly id: number;
 }
@@ -197,8 +209,8 @@ export class IngestPipeline {
     this.gate = pLimit(Math.max(1, opts.maxConcurrent ?? 8));
   }
 
-  /** Handles one message as received over MLLP or HTTP and returns the ACK to send. */
-  async handleMessage(bytes: Buffer, origin: Origin): Promise<PipelineResult> {
+  /** Handles one message as received over MLLP or HTTP and returns the ACKs to send. */
+  async handleMessage(bytes: Buffer, origin: Origin): Promise<HandledMessage> {
     const started = performance.now();
     const env = readEnvelope(bytes);
     const known = env ? this.opts.senders.find(env.sendingApplication, env.sendingFacility) : undefined;
@@ -207,7 +219,23 @@ export class IngestPipeline {
     const result = await this.gate(() => this.process(bytes, origin, env, true));
     this.metrics?.outcomes.inc({ ...labels, outcome: result.outcome });
     this.metrics?.duration.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);
-    return result;
+    return { ...result, acks: this.acksFor(bytes, env, result) };
+  }
+
+  /** The ACK messages the sender asked for (MSH-15/16), given how the message fared. */
+  private acksFor(bytes: Buffer, env: Envelope | undefined, result: PipelineResult): Buffer[] {
+    const asked = acksRequestedBy(env?.acceptAckType ?? '', env?.applicationAckType ?? '');
+    if (asked.mode === 'original') return [result.ack];
+    const f = result.failure;
+    // Accepted: committed, or kept as a dead letter for replay (a content error is still received).
+    const accept: 'ok' | 'error' | 'reject' = !f ? 'ok' : f.ack === 'AR' ? 'reject' : f.transient ? 'error' : 'ok';
+    const out: Buffer[] = [];
+    if (ackDue(asked.accept, accept === 'ok')) {
+      const errors = accept === 'ok' || !f ? [] : [{ hl7Code: f.hl7Code, severity: 'E' as const, location: f.location, text: f.text }];
+      out.push(this.ack({ raw: bytes, code: ackCodeFor('accept', accept), ...(f && accept !== 'ok' ? { text: f.text } : {}), errors }));
+    }
+    if (accept === 'ok' && ackDue(asked.application, !f)) out.push(result.ack);
+    return out;
   }
 
   /** Runs a dead letter through the pipeline again (e.g. after a mapping fix), as it first came in. */

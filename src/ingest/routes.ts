@@ -133,7 +133,10 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
       throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', `Post one HL7 v2 message as ${HL7_MEDIA_TYPE} (or text/plain)`, { expression: 'Content-Type' });
     }
     const result = await pipeline.handleMessage(req.body, { channel: 'http', remoteAddress: req.ip, clientId: req.auth?.clientId });
-    return reply.code(200).header('content-type', HL7_MEDIA_TYPE).send(result.ack);
+    // One response: the application ACK, or the accept ACK when that is all the sender asked for.
+    const ack = result.acks.at(-1);
+    if (!ack) return reply.code(204).send();
+    return reply.code(200).header('content-type', HL7_MEDIA_TYPE).send(ack);
   });
 
   app.get('/dead-letters', { config: { interaction: 'dead-letter-search' } }, async (req): Promise<DeadLetterPage> => {

@@ -95,7 +95,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest one HL7 v2 message
-         * @description The body is one HL7 v2 message (ER7, segments separated by CR), its bytes in the character set named by MSH-18 or the sender's default. The sender (MSH-3/MSH-4) must be registered in HL7_SENDERS_FILE and bound to the posting OAuth client; otherwise the ACK is AR. The answer is always HTTP 200 with the ACK as body: AA once the message is committed, AE for content errors and for transient failures (ERR-3 207: resend later), AR for refusals.
+         * @description The body is one HL7 v2 message (ER7, segments separated by CR), its bytes in the character set named by MSH-18 or the sender's default. The sender (MSH-3/MSH-4) must be registered in HL7_SENDERS_FILE and bound to the posting OAuth client; otherwise the ACK is AR. The answer is HTTP 200 with the ACK as body: AA once the message is committed, AE for content errors and for transient failures (ERR-3 207: resend later), AR for refusals. In enhanced acknowledgement mode (MSH-15/MSH-16 set) the body is the application ACK when MSH-16 asks for it, else the accept ACK (CA/CE/CR) when MSH-15 does, else there is none (204).
          */
         post: operations["postHl7v2"];
         delete?: never;
@@ -442,6 +442,13 @@ export interface operations {
                 content: {
                     "x-application/hl7-v2+er7": string;
                 };
+            };
+            /** @description Enhanced acknowledgement mode, and the sender asked for no ACK in this case (MSH-15/16 NE, ER or SU). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

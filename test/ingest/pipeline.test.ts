@@ -135,6 +135,30 @@ for (const backend of BACKENDS) {
       t.equal(await f.count(`hl7_processed WHERE control_id = 'DOWN-1'`), 1);
     });
 
+    t.test('enhanced mode: accept and application ACKs as MSH-15/MSH-16 ask', async (t) => {
+      const codes = (r: { acks: readonly Buffer[] }) => r.acks.map((a) => ackOf(a).code);
+      const both = await f.pipeline.handleMessage(msg({ controlId: 'ENH-1', mrn: 'ENH1', acceptAck: 'AL', applicationAck: 'AL' }), MLLP);
+      t.same(codes(both), ['CA', 'AA'], 'accept ACK once committed, then the application ACK');
+      t.same(both.acks.map((a) => ackOf(a).controlId), ['ENH-1', 'ENH-1']);
+      t.same(codes(await f.pipeline.handleMessage(msg({ controlId: 'ENH-1', mrn: 'ENH1', acceptAck: 'AL', applicationAck: 'AL' }), MLLP)), ['CA', 'AA'], 'a resend: both again, nothing written twice');
+      t.equal(await f.count(`hl7_processed WHERE control_id = 'ENH-1'`), 1);
+      t.same(codes(await f.pipeline.handleMessage(msg({ controlId: 'ENH-2', mrn: 'ENH2', acceptAck: 'AL', applicationAck: 'NE' }), MLLP)), ['CA']);
+      t.same(codes(await f.pipeline.handleMessage(msg({ controlId: 'ENH-3', mrn: 'ENH3', acceptAck: 'NE', applicationAck: 'ER' }), MLLP)), [], 'success, and only errors were asked for');
+      const bad = await f.pipeline.handleMessage(msg({ controlId: 'ENH-4', mrn: 'ENH4', obxStatus: 'bogus', acceptAck: 'NE', applicationAck: 'ER' }), MLLP);
+      t.same(codes(bad), ['AE'], 'a content error: the application ACK asked for on error');
+      t.equal(bad.outcome, 'rejected');
+      const refused = await f.pipeline.handleMessage(msg({ type: 'ORU^R99^ORU_R01', controlId: 'ENH-5', acceptAck: 'AL', applicationAck: 'AL' }), MLLP);
+      t.same(codes(refused), ['CR'], 'refused: CR and no application ACK');
+      t.match(ackOf(refused.acks[0]).err?.[3], /^200\^/, 'ERR names the unsupported message type');
+      f.faults.dieOn = /INSERT INTO outbox/;
+      const down = await f.pipeline.handleMessage(msg({ controlId: 'ENH-6', mrn: 'ENH6', acceptAck: 'AL', applicationAck: 'AL' }), MLLP);
+      f.faults.dieOn = undefined;
+      f.faults.down = false;
+      t.same(codes(down), ['CE'], 'not committed: CE, the sender resends');
+      t.same(codes(await f.pipeline.handleMessage(msg({ controlId: 'ENH-7', mrn: 'ENH7' }), MLLP)), ['AA'], 'original mode: the one ACK');
+      await f.pipeline.drainSpool();
+    });
+
     t.test('the sender resends after a transient failure: stored once, its dead letter settled', async (t) => {
       f.faults.down = true;
       const raw = msg({ controlId: 'DOWN-2', mrn: 'DOWN2' });

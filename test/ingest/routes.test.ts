@@ -61,6 +61,17 @@ for (const backend of BACKENDS) {
       t.equal(json.statusCode, 415);
     });
 
+    t.test('HTTP ingest in enhanced mode: the application ACK, else the accept ACK, else 204', async (t) => {
+      const both = await post('county-his', oru({ controlId: 'H-ENH-1', mrn: 'HTTPENH1', acceptAck: 'AL', applicationAck: 'AL' }));
+      t.equal(both.statusCode, 200);
+      t.equal(ackOf(both.rawPayload).code, 'AA');
+      const accept = await post('county-his', oru({ controlId: 'H-ENH-2', mrn: 'HTTPENH2', acceptAck: 'AL', applicationAck: 'NE' }));
+      t.equal(ackOf(accept.rawPayload).code, 'CA');
+      const none = await post('county-his', oru({ controlId: 'H-ENH-3', mrn: 'HTTPENH3', acceptAck: 'NE', applicationAck: 'ER' }));
+      t.equal(none.statusCode, 204);
+      t.equal(none.rawPayload.length, 0);
+    });
+
     t.test('HTTP ingest keeps the raw bytes: GBK without MSH-18, from the township LIS', async (t) => {
       const [before, after] = oru({ app: 'CGLIS', facility: 'CGZWSY', controlId: 'GBK-H1', mrn: 'GBKH1', family: '@@' }).split('@@');
       const raw = Buffer.concat([Buffer.from(before, 'latin1'), Buffer.from([0xd5, 0xc5, 0xc8, 0xfd]), Buffer.from(after, 'latin1')]);

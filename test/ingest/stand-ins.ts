@@ -56,13 +56,16 @@ export interface MessageOptions {
   mrn?: string;
   obxStatus?: string;
   family?: string;
+  /** MSH-15 and MSH-16 (enhanced acknowledgement mode). */
+  acceptAck?: string;
+  applicationAck?: string;
 }
 
 /** An ORU^R01 with one patient and one glucose result, as text (segments joined with \r). */
 export function oru(o: MessageOptions = {}): string {
   const msh = [
     'MSH', '^~\\&', o.app ?? 'QSLIS', o.facility ?? 'QSXRMYY', 'COUNTY-HIE', 'QS', '20250301083000+0800', '',
-    o.type ?? 'ORU^R01^ORU_R01', o.controlId ?? 'MSG0001', 'P', o.version ?? '2.5', '', '', '', '', '', o.charset ?? '',
+    o.type ?? 'ORU^R01^ORU_R01', o.controlId ?? 'MSG0001', 'P', o.version ?? '2.5', '', '', o.acceptAck ?? '', o.applicationAck ?? '', '', o.charset ?? '',
   ].join('|');
   return [
     msh,

@@ -129,8 +129,11 @@ function condition(v: string, dflt: AckCondition): AckCondition {
  */
 export function requestedAcks(message: Hl7Message): RequestedAcks {
   const msh = message.segments[0];
-  const a = valueAt(msh, 15);
-  const b = valueAt(msh, 16);
+  return acksRequestedBy(valueAt(msh, 15), valueAt(msh, 16));
+}
+
+/** {@link requestedAcks} from the values of MSH-15 and MSH-16. */
+export function acksRequestedBy(a: string, b: string): RequestedAcks {
   if (a === '' && b === '') return { mode: 'original', accept: 'NE', application: 'AL' };
   // An empty MSH-15/16 in enhanced mode means "always" (v2.5 §2.9.3).
   return { mode: 'enhanced', accept: condition(a, 'AL'), application: condition(b, 'AL') };

@@ -17,7 +17,8 @@ export interface MllpConnectionInfo {
   readonly id: string;
 }
 
-export type MllpHandler = (frame: Buffer, conn: MllpConnectionInfo) => Promise<Buffer | undefined>;
+/** Answers a frame with the messages to send back, in order (none, one ACK, or an accept then an application ACK). */
+export type MllpHandler = (frame: Buffer, conn: MllpConnectionInfo) => Promise<Buffer | readonly Buffer[] | undefined>;
 
 /** The subset of pino the listener logs through. */
 export interface MllpLogger {
@@ -127,8 +128,8 @@ export async function startMllpServer(options: MllpServerOptions): Promise<MllpS
 
     const handle = async (frame: Buffer) => {
       try {
-        const ack = await handler(frame, info);
-        if (ack) send(ack);
+        const answer = await handler(frame, info);
+        for (const ack of Buffer.isBuffer(answer) ? [answer] : (answer ?? [])) send(ack);
       } catch (err) {
         stats.handlerErrors++;
         logger.error({ err, conn: info.id }, 'MLLP handler failed; answered AR');

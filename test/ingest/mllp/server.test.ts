@@ -157,6 +157,22 @@ t.test('handler failure answers AR and the connection keeps working', async (t) 
   t.equal(server.stats.handlerErrors, 1);
 });
 
+t.test('an accept ACK then an application ACK: both frames, in order, on the connection', async (t) => {
+  const server = await start(t, {
+    handler: async (frame) => {
+      const m = parseHl7(frame);
+      return [buildAckBytes(m, { code: 'CA' }), buildAckBytes(m, { code: 'AA' })];
+    },
+  });
+  const c = raw(server.port);
+  await c.connected;
+  c.socket.write(Buffer.concat([frameMllp(msg('E1')), frameMllp(msg('E2'))]));
+  const acks = await c.waitFor(4);
+  t.same(acks.map(msa1), ['CA', 'AA', 'CA', 'AA']);
+  t.same(acks.map(msa2), ['E1', 'E1', 'E2', 'E2']);
+  c.socket.destroy();
+});
+
 t.test('undefined from the handler sends nothing', async (t) => {
   const server = await start(t, { handler: async (frame) => (frame.includes('QUIET') ? undefined : ackHandler(frame, { remoteAddress: '', localPort: 0, id: '' })) });
   const c = raw(server.port);
