@@ -20,7 +20,7 @@ import { processBundle, Repository, type FhirServices, type RequestContext } fro
 import { recordAccess } from '../audit/index.js';
 import type { Db, Queryable } from '../store/index.js';
 import { ackCodeFor, ackDue, acksRequestedBy, formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
-import { hl7Ack, readEnvelope, type AckBuilder, type AckCode, type Envelope } from './envelope.js';
+import { hl7Ack, readEnvelope, type AckBuilder, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
 import { DeadLetterSpool, getDeadLetter, insertDeadLetter, recordReplay, settleDeadLetters, type DeadLetterInput } from './dead-letters.js';
 
