@@ -11,10 +11,10 @@ import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
 import { auditRoutes } from './audit/index.js';
 import { createIngest, engineMap, ingestRoutes, type Ingest, type MapFn } from './ingest/index.js';
-import { loadMappings, LOCAL_CODE_SYSTEM_PREFIX } from './ingest/hl7v2/mapping/index.js';
-import { localCodeSystem } from './terminology/index.js';
+import { loadMappings } from './ingest/hl7v2/mapping/index.js';
+import { standardCodings } from './terminology/index.js';
+import { createRecognition, type Recognition } from './recognition/index.js';
 import type { Redis } from 'ioredis';
-import type { Coding } from '@medplum/fhirtypes';
 import { outcomeOf } from './fhir/outcome.js';
 
 export interface AppDeps {
@@ -32,28 +32,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The HL7 v2 ingest pipeline, shared by POST /ingest/hl7v2 and the MLLP listener. */
     ingest: Ingest;
+    /** Mutual recognition of test results: catalogue, qualifications, $recognize, CDS Hooks. */
+    recognition: Recognition;
   }
-}
-
-/**
- * Standard codings (LOINC, ICD-10) for a local one, from the community's ConceptMaps. The
- * mapping engine names an institution's local codes `…/local/<USCC>`; the maps are kept per
- * institution and domain (`…/local/<USCC>/lab`, `/exam`, `/diagnosis`), so such a code is looked
- * up in each of that institution's domains.
- */
-function translator(fhir: FhirServices): (coding: Coding) => Coding[] {
-  const usable = new Set(['equal', 'equivalent', 'wider', 'subsumes']);
-  const lookup = (c: Coding) => fhir.terminology.translate(c).matches.filter((m) => usable.has(m.equivalence)).map((m) => m.concept);
-  return (coding) => {
-    const direct = lookup(coding);
-    const institution = coding.system?.startsWith(LOCAL_CODE_SYSTEM_PREFIX) ? coding.system.slice(LOCAL_CODE_SYSTEM_PREFIX.length) : undefined;
-    if (direct.length > 0 || !institution || institution.includes('/')) return direct;
-    for (const domain of ['lab', 'exam', 'diagnosis'] as const) {
-      const found = lookup({ ...coding, system: localCodeSystem(institution, domain) });
-      if (found.length > 0) return found;
-    }
-    return [];
-  };
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
@@ -83,7 +64,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const ingest = await createIngest(config, {
     db: deps.db,
     fhir: deps.fhir,
-    map: deps.hl7Map ?? engineMap(loadMappings(config.hl7MappingsDir), translator(deps.fhir)),
+    map: deps.hl7Map ?? engineMap(loadMappings(config.hl7MappingsDir), standardCodings(deps.fhir.terminology)),
     metrics: app.metrics,
     logger: app.log,
     // Leave two pool connections to the HTTP API while feeds are bursting.
@@ -94,6 +75,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
+  const recognition = createRecognition(config, { db: deps.db, fhir: deps.fhir });
+  app.decorate('recognition', recognition);
+  await app.register(recognition.routes, { prefix: '/recognition' });
+  await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes] });
   return app;
 }

@@ -59,6 +59,7 @@ export interface Config {
   /** Directory where HL7 dead letters wait while the database is down. */
   readonly hl7SpoolDir: string;
   readonly hl7MappingsDir: string;
+  readonly recognitionCatalogue: string;
 }
 
 interface EnvVar {
@@ -210,6 +211,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'string',
     default: './mappings/hl7v2',
     description: 'HL7 v2 mapping files (message, segment and data-type templates, site overrides), checked at start; a bad file stops start-up.',
+  },
+  {
+    name: 'RECOGNITION_CATALOGUE',
+    key: 'recognitionCatalogue',
+    type: 'string',
+    default: './mappings/recognition/catalogue.json',
+    description: 'The mutual-recognition catalogue (items, validity windows, scopes, prices, versions by effective date), checked at start; a bad file stops start-up.',
   },
 ];
 

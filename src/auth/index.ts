@@ -80,6 +80,8 @@ export interface PublicRoute {
 /** Routes served without a token. HEAD is allowed wherever GET is. */
 export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
   { method: 'GET', url: '/fhir/metadata' },
+  // CDS Hooks discovery lists the services; calling one needs a token.
+  { method: 'GET', url: '/cds-services' },
   { method: 'GET', url: '/healthz' },
   { method: 'GET', url: '/readyz' },
   { method: 'POST', url: TOKEN_PATH },

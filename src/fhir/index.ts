@@ -49,6 +49,8 @@ export async function createFhirServices(config: Config, db: Db): Promise<FhirSe
 export interface FhirPluginOptions {
   readonly config: Config;
   readonly services: FhirServices;
+  /** Routes of other folders served under /fhir with its parsers and errors (their operations). */
+  readonly extensions?: readonly ((app: FastifyInstance) => Promise<void>)[];
 }
 
 /** JSON bodies go through one strict parser (json-body.ts); forms are search parameters. */
@@ -74,5 +76,6 @@ export async function fhirPlugin(app: FastifyInstance, opts: FhirPluginOptions):
     return reply.header('content-type', FHIR_JSON).send(capabilityJson);
   });
   await registerOperationRoutes(app, { config: opts.config, services: opts.services });
+  for (const extension of opts.extensions ?? []) await extension(app);
   await registerRestRoutes(app, { config: opts.config, repository: opts.services.repository });
 }

@@ -24,6 +24,8 @@ export {
   type LocalDomain,
 } from './systems.js';
 
+export { standardCodings } from './standard.js';
+
 /** Loads and checks every ConceptMap of `dir` and indexes them. Throws TerminologyLoadError. */
 export async function loadTerminology(dir: string): Promise<Terminology> {
   return new Terminology(await loadConceptMaps(dir));

@@ -12,6 +12,7 @@ import { GatewayError } from '../../errors.js';
 import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
+import { RECOGNITION_OPERATIONS } from '../../recognition/definitions.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -22,6 +23,8 @@ export interface OperationEntry {
 export const OPERATIONS: readonly OperationEntry[] = [
   { definition: VALIDATE_DEFINITION, types: allResourceTypes() },
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
+  // Served by the recognition folder (its routes are mounted by app.ts beside these).
+  ...RECOGNITION_OPERATIONS,
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */

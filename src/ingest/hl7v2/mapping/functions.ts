@@ -7,6 +7,7 @@ import { FHIR_BASE, ID_CARD_SYSTEM, mrnSystem } from '../../../fhir/systems.js';
 import { checkIdCard } from '../../../mpi/index.js';
 import { scalar, type Node } from './path.js';
 import { HL7_ERROR, type Hl7ErrorCode } from './errors.js';
+import { LOCAL_SYSTEM_PREFIX } from '../../../terminology/index.js';
 
 /** A value that cannot be converted; the engine turns it into a warning or a MappingError. */
 export class ConversionError extends Error {
@@ -36,7 +37,8 @@ export interface ValueFn {
 }
 
 export const UCUM = 'http://unitsofmeasure.org';
-export const LOCAL_CODE_SYSTEM_PREFIX = `${FHIR_BASE}/CodeSystem/local/`;
+/** Local codes of the sender's institution: `…/CodeSystem/local/<USCC>[/<namespace>]`. */
+export const LOCAL_CODE_SYSTEM_PREFIX = LOCAL_SYSTEM_PREFIX;
 
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v === '' ? undefined : v;

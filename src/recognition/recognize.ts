@@ -1,0 +1,260 @@
+/**
+ * Whether an ordered item can be answered by an existing result (检查检验结果互认): for each item,
+ * the patient's recent results of that item (searched through the repository's indexes, so the
+ * access is policy-checked and audited), each judged against the catalogue version in force on the
+ * order date: not after the order, within the validity window, final, from an institution in the
+ * item's scope that was qualified for the category on the result's date, and comparable.
+ */
+import type { Bundle, Coding, DiagnosticReport, ImagingStudy, Observation, Resource } from '@medplum/fhirtypes';
+import type { Repository } from '../fhir/repository.js';
+import type { RequestContext } from '../fhir/context.js';
+import { institutionOf } from '../auth/policy.js';
+import type { Queryable } from '../store/index.js';
+import { findMatches } from '../store/search/index.js';
+import { INSTITUTION_LEVEL_EXTENSION, INSTITUTION_LEVELS, USCC_SYSTEM, FHIR_BASE } from '../fhir/systems.js';
+import type { Catalogue, CatalogueItem, CatalogueVersion } from './catalogue.js';
+import { QualificationHistory, listQualifications } from './store.js';
+
+export const REASON_SYSTEM = `${FHIR_BASE}/CodeSystem/recognition-reason`;
+export const ITEM_SYSTEM = `${FHIR_BASE}/CodeSystem/recognition-item`;
+
+/** Why a result is, or is not, recognisable; for an item without any, why none is. */
+export type Reason =
+  | 'recognised'
+  | 'not-in-catalogue'
+  | 'no-result'
+  | 'expired'
+  | 'after-order'
+  | 'not-final'
+  | 'institution-unknown'
+  | 'out-of-scope'
+  | 'institution-not-qualified'
+  | 'not-comparable';
+
+export const REASON_TEXT: Readonly<Record<Reason, string>> = {
+  recognised: 'recognisable: within its validity window, final, from a qualified institution in scope, comparable',
+  'not-in-catalogue': 'the ordered item is not in the recognition catalogue in force',
+  'no-result': 'no result of this item for the patient',
+  expired: 'the result is older than the validity window of the item',
+  'after-order': 'the result is dated after the order',
+  'not-final': 'the result is not final',
+  'institution-unknown': 'the result carries no producing institution',
+  'out-of-scope': "the producing institution is outside the item's recognition scope",
+  'institution-not-qualified': 'the producing institution was not qualified for this category on the result date',
+  'not-comparable': "the result's unit, method or specimen differs from what the item requires",
+};
+
+/** When several candidates fail, the reason shown for the item is the one closest to success. */
+const CLOSENESS: readonly Reason[] = ['not-comparable', 'institution-not-qualified', 'out-of-scope', 'institution-unknown', 'not-final', 'expired', 'after-order'];
+
+export interface Candidate {
+  readonly reference: string;
+  readonly resourceType: string;
+  readonly institution?: string;
+  /** Day (YYYY-MM-DD) the result is about. */
+  readonly date: string;
+  /** Last day it may be recognised. */
+  readonly validUntil: string;
+  readonly reason: Reason;
+  readonly value?: Observation['valueQuantity'];
+  readonly patient?: string;
+}
+
+export interface ItemAnswer {
+  /** What was ordered (a code, or a ServiceRequest reference with its code). */
+  readonly order: { readonly codings: readonly Coding[]; readonly serviceRequest?: string };
+  readonly item?: CatalogueItem;
+  readonly recognised: boolean;
+  /** 'recognised', or why nothing is. */
+  readonly reason: Reason;
+  /** Recognisable results first (newest first), then the others with their reasons. */
+  readonly results: readonly Candidate[];
+}
+
+export interface RecognizeAnswer {
+  readonly version?: CatalogueVersion;
+  readonly orderDate: string;
+  readonly institution?: string;
+  readonly items: readonly ItemAnswer[];
+}
+
+export interface OrderedItem {
+  readonly codings: readonly Coding[];
+  readonly serviceRequest?: string;
+}
+
+export interface RecognizeDeps {
+  readonly db: Queryable;
+  readonly repository: Repository;
+  readonly catalogue: Catalogue;
+  /** Standard codings for a local one (ConceptMaps), so a local order code finds its item. */
+  readonly standardCodings: (coding: Coding) => Coding[];
+}
+
+const FINAL = new Set(['final', 'amended', 'corrected', 'appended', 'available']);
+/** How many of the newest results per resource type are judged for one item. */
+const CANDIDATES = 20;
+
+export function addDays(day: string, n: number): string {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The calendar day a FHIR date/dateTime names, in the time zone it was written in. */
+function dayOf(v: string | undefined): string | undefined {
+  return v && /^\d{4}-\d{2}-\d{2}/.test(v) ? v.slice(0, 10) : undefined;
+}
+
+function resultDate(r: Resource): string | undefined {
+  switch (r.resourceType) {
+    case 'Observation':
+      return dayOf(r.effectiveDateTime ?? r.effectivePeriod?.start ?? r.effectiveInstant ?? r.issued);
+    case 'DiagnosticReport':
+      return dayOf(r.effectiveDateTime ?? r.effectivePeriod?.start ?? r.issued);
+    case 'ImagingStudy':
+      return dayOf(r.started);
+    default:
+      return undefined;
+  }
+}
+
+function isFinal(r: Resource): boolean {
+  if (r.resourceType === 'ImagingStudy') return r.status === 'available';
+  return FINAL.has((r as Observation | DiagnosticReport).status ?? '');
+}
+
+const sameCoding = (a: Coding, b: { system: string; code: string }) => a.system === b.system && a.code === b.code;
+
+function comparable(r: Resource, item: CatalogueItem): boolean {
+  const c = item.comparable;
+  if (!c) return true;
+  if (r.resourceType !== 'Observation') return true;
+  const o = r;
+  if (c.units) {
+    const unit = o.valueQuantity?.code ?? o.valueQuantity?.unit;
+    if (!unit || !c.units.includes(unit)) return false;
+  }
+  if (c.methods && !(o.method?.coding ?? []).some((m) => c.methods?.some((x) => sameCoding(m, x)))) return false;
+  return true;
+}
+
+function tokenList(codes: readonly { system: string; code: string }[]): string {
+  return codes.map((c) => `${c.system}|${c.code}`).join(',');
+}
+
+/** The searches that find results of an item for the patients, newest first, by index. */
+function searchesFor(item: CatalogueItem, subjects: string): { type: string; query: Record<string, string> }[] {
+  const codes = tokenList(item.resultCodes ?? item.codes);
+  const out: { type: string; query: Record<string, string> }[] = [
+    { type: 'DiagnosticReport', query: { subject: subjects, code: codes, _sort: '-date', _count: String(CANDIDATES) } },
+  ];
+  if (item.category === 'lab') out.unshift({ type: 'Observation', query: { subject: subjects, code: codes, _sort: '-date', _count: String(CANDIDATES) } });
+  if (item.modality?.length) {
+    const q: Record<string, string> = { subject: subjects, modality: item.modality.map((m) => `http://dicom.nema.org/resources/ontology/DCM|${m}`).join(','), _sort: '-started', _count: String(CANDIDATES) };
+    if (item.bodySite) q.bodysite = `${item.bodySite.system}|${item.bodySite.code}`;
+    out.push({ type: 'ImagingStudy', query: q });
+  }
+  return out;
+}
+
+function resourcesOf(bundle: Bundle): Resource[] {
+  return (bundle.entry ?? []).filter((e) => e.search?.mode !== 'include' && e.resource).map((e) => e.resource as Resource);
+}
+
+/** Level of each member institution (USCC → county/township/village); non-members are absent. */
+async function levelsOf(db: Queryable, institutions: readonly string[]): Promise<Map<string, string>> {
+  const levels = new Map<string, string>();
+  if (institutions.length === 0) return levels;
+  const rows = await findMatches(db, 'Organization', { identifier: institutions.map((i) => `${USCC_SYSTEM}|${i}`).join(',') }, 1000);
+  for (const row of rows) {
+    const org = JSON.parse(row.content as string) as { identifier?: { system?: string; value?: string }[]; extension?: { url: string; valueCoding?: Coding }[] };
+    const uscc = org.identifier?.find((i) => i.system === USCC_SYSTEM)?.value;
+    const level = org.extension?.find((e) => e.url === INSTITUTION_LEVEL_EXTENSION)?.valueCoding?.code;
+    if (uscc && level && (INSTITUTION_LEVELS as readonly string[]).includes(level)) levels.set(uscc, level);
+  }
+  return levels;
+}
+
+function inScope(item: CatalogueItem, producer: string, orderer: string | undefined, levels: Map<string, string>): boolean {
+  const member = levels.has(producer);
+  switch (item.scope) {
+    case 'community':
+      return member;
+    case 'community-and-independent':
+      return true;
+    case 'same-level':
+      return member && orderer !== undefined && levels.get(producer) === levels.get(orderer);
+  }
+}
+
+/**
+ * Judges each ordered item for a set of patients (the person's linked local patients) on an
+ * order date, for the ordering institution.
+ */
+export async function recognize(
+  deps: RecognizeDeps,
+  input: { patients: readonly string[]; orders: readonly OrderedItem[]; orderDate: string; institution?: string },
+  ctx: RequestContext,
+): Promise<RecognizeAnswer> {
+  const version = deps.catalogue.inForce(input.orderDate);
+  const subjects = input.patients.join(',');
+  const found: { order: OrderedItem; item?: CatalogueItem; resources: Resource[] }[] = [];
+  for (const order of input.orders) {
+    const codings = [...order.codings, ...order.codings.flatMap((c) => deps.standardCodings(c))];
+    const item = version ? deps.catalogue.itemFor(version, codings) : undefined;
+    const resources: Resource[] = [];
+    if (item && input.patients.length > 0) {
+      for (const s of searchesFor(item, subjects)) resources.push(...resourcesOf(await deps.repository.search(s.type, s.query, ctx)));
+    }
+    found.push({ order, item, resources });
+  }
+
+  const producers = new Set<string>(input.institution ? [input.institution] : []);
+  for (const f of found) for (const r of f.resources) {
+    const i = institutionOf(r);
+    if (i) producers.add(i);
+  }
+  const levels = await levelsOf(deps.db, [...producers]);
+  const history = new QualificationHistory(producers.size ? await listQualifications(deps.db) : []);
+
+  const items = found.map(({ order, item, resources }): ItemAnswer => {
+    if (!item) return { order, recognised: false, reason: 'not-in-catalogue', results: [] };
+    const results = resources
+      .map((r): Candidate | undefined => {
+        const date = resultDate(r);
+        if (!date) return undefined;
+        const validUntil = addDays(date, item.validityDays);
+        const institution = institutionOf(r);
+        let reason: Reason = 'recognised';
+        if (date > input.orderDate) reason = 'after-order';
+        else if (validUntil < input.orderDate) reason = 'expired';
+        else if (!isFinal(r)) reason = 'not-final';
+        else if (!institution) reason = 'institution-unknown';
+        else if (!inScope(item, institution, input.institution, levels)) reason = 'out-of-scope';
+        else if (!history.qualified(institution, item.category, date)) reason = 'institution-not-qualified';
+        else if (!comparable(r, item)) reason = 'not-comparable';
+        const subject = (r as Observation | DiagnosticReport | ImagingStudy).subject?.reference;
+        return {
+          reference: `${r.resourceType}/${r.id ?? ''}`,
+          resourceType: r.resourceType,
+          ...(institution ? { institution } : {}),
+          date,
+          validUntil,
+          reason,
+          ...(r.resourceType === 'Observation' && r.valueQuantity ? { value: r.valueQuantity } : {}),
+          ...(subject ? { patient: subject } : {}),
+        };
+      })
+      .filter((c): c is Candidate => c !== undefined)
+      .sort((a, b) => Number(b.reason === 'recognised') - Number(a.reason === 'recognised') || b.date.localeCompare(a.date));
+    const recognised = results.some((c) => c.reason === 'recognised');
+    const reason: Reason = recognised
+      ? 'recognised'
+      : results.length === 0
+        ? 'no-result'
+        : (CLOSENESS.find((r) => results.some((c) => c.reason === r)) ?? 'no-result');
+    return { order, item, recognised, reason, results };
+  });
+  return { version, orderDate: input.orderDate, ...(input.institution ? { institution: input.institution } : {}), items };
+}
