@@ -6,17 +6,19 @@ import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { openStore, type Db } from './store/index.js';
 import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } from './fhir/index.js';
-import { loadDemoCommunity } from './demo/index.js';
+import { loadDemoCommunity, readDemoQualifications } from './demo/index.js';
 import { buildApp } from './app.js';
 import { maintainAuditPartitions, prepareAudit } from './audit/index.js';
 import { startMllpServer } from './ingest/mllp/index.js';
 import { Redis } from 'ioredis';
 
-async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<void> {
+/** Loads the demo community into an empty store; true when it did. */
+async function loadDemoIfEmpty(db: Db, fhir: FhirServices, logger: Logger): Promise<boolean> {
   const { rows } = await db.query('SELECT 1 FROM resource LIMIT 1');
-  if (rows.length > 0) return;
+  if (rows.length > 0) return false;
   await loadDemoCommunity((bundle) => processBundle(fhir.repository, bundle, { ...SYSTEM_CONTEXT, channel: 'demo' }, { minimal: true }));
   logger.info('demo county community loaded');
+  return true;
 }
 
 export interface Running {
@@ -40,10 +42,11 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   }, 24 * 3_600_000);
   maintenance.unref();
   const fhir = await createFhirServices(config, db);
-  if (config.demoData) await loadDemoIfEmpty(db, fhir, logger);
+  const demoLoaded = config.demoData ? await loadDemoIfEmpty(db, fhir, logger) : false;
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: false }) : undefined;
   redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection problem'));
   const app = await buildApp(config, { db, logger, fhir, redis });
+  if (demoLoaded) for (const q of await readDemoQualifications()) await app.recognition.service.qualify(q, { ...SYSTEM_CONTEXT, channel: 'demo' });
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ listen: address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
   // HL7 v2 over MLLP: each frame goes through the same pipeline as POST /ingest/hl7v2; the ACK

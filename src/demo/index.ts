@@ -20,6 +20,21 @@ export async function readDemoCommunity(): Promise<Bundle> {
   return bundle;
 }
 
+export const DEMO_QUALIFICATIONS_URL = new URL('../../demo/recognition-qualifications.json', import.meta.url);
+
+export interface DemoQualification {
+  readonly institution: string;
+  readonly category: string;
+  readonly status: string;
+  readonly effectiveFrom: string;
+  readonly reason?: string;
+}
+
+/** The demo community's qualification history for mutual recognition. */
+export async function readDemoQualifications(): Promise<readonly DemoQualification[]> {
+  return (JSON.parse(await readFile(DEMO_QUALIFICATIONS_URL, 'utf8')) as { changes: DemoQualification[] }).changes;
+}
+
 /** Passes the demo Bundle to the repository's transaction function and returns its result. */
 export async function loadDemoCommunity<T>(runTransaction: (bundle: Bundle) => Promise<T>): Promise<T> {
   return runTransaction(await readDemoCommunity());

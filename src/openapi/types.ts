@@ -189,10 +189,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/recognition/qualifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The qualification history, by institution and category */
+        get: operations["listQualifications"];
+        put?: never;
+        /**
+         * Qualify or suspend an institution for a category from a date (administrator, audited)
+         * @description A result counts for recognition only if its institution was qualified for the item's category on the result's date. A suspension (e.g. a failed external quality assessment, 室间质评) needs a reason. Changes are appended, never edited: the history stays.
+         */
+        post: operations["addQualification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cds-services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** CDS Hooks discovery (no token needed) */
+        get: operations["cdsDiscovery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cds-services/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Call a CDS Hooks service (order-select, order-sign)
+         * @description A CDS Hooks 2.0 request with context.patientId and context.draftOrders (a Bundle of draft ServiceRequests; order-select also context.selections). Each draft order that a recent recognisable result answers gets an info card with a suggestion to delete the draft and a link to the result.
+         */
+        post: operations["cdsCall"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        QualificationChange: {
+            id: number;
+            institution: string;
+            /** @enum {string} */
+            category: "lab" | "imaging" | "ecg";
+            /** @enum {string} */
+            status: "qualified" | "suspended";
+            /** Format: date */
+            effectiveFrom: string;
+            reason?: string;
+            /** Format: date-time */
+            recordedAt: string;
+            recordedBy: string;
+        };
         DeadLetter: {
             id: number;
             /** Format: date-time */
@@ -614,6 +686,158 @@ export interface operations {
             };
             /** @description The dead letter is already replayed or discarded. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    listQualifications: {
+        parameters: {
+            query?: {
+                /** @description USCC of the institution. */
+                institution?: string;
+                category?: "lab" | "imaging" | "ecg";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every change, oldest first per institution and category. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        qualifications: components["schemas"]["QualificationChange"][];
+                    };
+                };
+            };
+        };
+    };
+    addQualification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description USCC of the institution. */
+                    institution: string;
+                    /** @enum {string} */
+                    category: "lab" | "imaging" | "ecg";
+                    /** @enum {string} */
+                    status: "qualified" | "suspended";
+                    /** Format: date */
+                    effectiveFrom: string;
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The change recorded. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualificationChange"];
+                };
+            };
+            /** @description Invalid change (OperationOutcome). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not the administrator (audited). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    cdsDiscovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The order-select and order-sign services. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        services: {
+                            hook: string;
+                            id: string;
+                            title?: string;
+                            description: string;
+                            prefetch?: {
+                                [key: string]: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    cdsCall: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: "recognition-order-select" | "recognition-order-sign";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    hook: string;
+                    hookInstance: string;
+                    fhirServer?: string;
+                    context: Record<string, never>;
+                    prefetch?: Record<string, never>;
+                };
+            };
+        };
+        responses: {
+            /** @description The cards (CDS Hooks response). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        cards: Record<string, never>[];
+                    };
+                };
+            };
+            /** @description Not a valid request for this service (OperationOutcome). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such service. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
