@@ -126,7 +126,8 @@ function isFinal(r: Resource): boolean {
 
 const sameCoding = (a: Coding, b: { system: string; code: string }) => a.system === b.system && a.code === b.code;
 
-function comparable(r: Resource, item: CatalogueItem): boolean {
+/** Whether a result meets the item's comparability: unit, method, specimen type (of its Specimen). */
+function comparable(r: Resource, item: CatalogueItem, specimenTypes: ReadonlyMap<string, readonly Coding[]>): boolean {
   const c = item.comparable;
   if (!c) return true;
   if (r.resourceType !== 'Observation') return true;
@@ -136,7 +137,23 @@ function comparable(r: Resource, item: CatalogueItem): boolean {
     if (!unit || !c.units.includes(unit)) return false;
   }
   if (c.methods && !(o.method?.coding ?? []).some((m) => c.methods?.some((x) => sameCoding(m, x)))) return false;
+  if (c.specimenTypes) {
+    const types = specimenTypes.get(o.specimen?.reference ?? '') ?? [];
+    if (!types.some((t) => c.specimenTypes?.some((x) => sameCoding(t, x)))) return false;
+  }
   return true;
+}
+
+/** Specimen.type codings of the specimens these results name (one indexed lookup). */
+async function specimenTypesOf(db: Queryable, resources: readonly Resource[]): Promise<Map<string, Coding[]>> {
+  const ids = [...new Set(resources.flatMap((r) => (r.resourceType === 'Observation' && r.specimen?.reference?.startsWith('Specimen/') ? [r.specimen.reference.slice(9)] : [])))];
+  const out = new Map<string, Coding[]>();
+  if (ids.length === 0) return out;
+  for (const row of await findMatches(db, 'Specimen', { _id: ids.join(',') }, ids.length)) {
+    const s = JSON.parse(row.content as string) as { type?: { coding?: Coding[] } };
+    out.set(`Specimen/${row.id}`, s.type?.coding ?? []);
+  }
+  return out;
 }
 
 function tokenList(codes: readonly { system: string; code: string }[]): string {
@@ -216,6 +233,7 @@ export async function recognize(
     if (i) producers.add(i);
   }
   const levels = await levelsOf(deps.db, [...producers]);
+  const specimens = await specimenTypesOf(deps.db, found.filter((f) => f.item?.comparable?.specimenTypes).flatMap((f) => f.resources));
   const history = new QualificationHistory(producers.size ? await listQualifications(deps.db) : []);
 
   const items = found.map(({ order, item, resources }): ItemAnswer => {
@@ -233,7 +251,7 @@ export async function recognize(
         else if (!institution) reason = 'institution-unknown';
         else if (!inScope(item, institution, input.institution, levels)) reason = 'out-of-scope';
         else if (!history.qualified(institution, item.category, date)) reason = 'institution-not-qualified';
-        else if (!comparable(r, item)) reason = 'not-comparable';
+        else if (!comparable(r, item, specimens)) reason = 'not-comparable';
         const subject = (r as Observation | DiagnosticReport | ImagingStudy).subject?.reference;
         return {
           reference: `${r.resourceType}/${r.id ?? ''}`,
