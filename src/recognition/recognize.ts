@@ -160,18 +160,40 @@ function tokenList(codes: readonly { system: string; code: string }[]): string {
   return codes.map((c) => `${c.system}|${c.code}`).join(',');
 }
 
-/** The searches that find results of an item for the patients, newest first, by index. */
-function searchesFor(item: CatalogueItem, subjects: string): { type: string; query: Record<string, string> }[] {
-  const codes = tokenList(item.resultCodes ?? item.codes);
-  const out: { type: string; query: Record<string, string> }[] = [
-    { type: 'DiagnosticReport', query: { subject: subjects, code: codes, _sort: '-date', _count: String(CANDIDATES) } },
-  ];
-  if (item.category === 'lab') out.unshift({ type: 'Observation', query: { subject: subjects, code: codes, _sort: '-date', _count: String(CANDIDATES) } });
-  if (item.modality?.length) {
-    const q: Record<string, string> = { subject: subjects, modality: item.modality.map((m) => `http://dicom.nema.org/resources/ontology/DCM|${m}`).join(','), _sort: '-started', _count: String(CANDIDATES) };
-    if (item.bodySite) q.bodysite = `${item.bodySite.system}|${item.bodySite.code}`;
-    out.push({ type: 'ImagingStudy', query: q });
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+
+/**
+ * The searches that find results of these items for the patients, newest first, by index: one
+ * per resource type for all items together (Observation for lab items, DiagnosticReport for all,
+ * ImagingStudy by modality), from `since` on when given.
+ */
+function searchesFor(items: readonly CatalogueItem[], subjects: string, since: string | undefined, count: number): { type: string; query: Record<string, string> }[] {
+  const codes = tokenList(items.flatMap((i) => i.resultCodes ?? i.codes));
+  const labCodes = tokenList(items.filter((i) => i.category === 'lab').flatMap((i) => i.resultCodes ?? i.codes));
+  const modalities = [...new Set(items.flatMap((i) => i.modality ?? []))];
+  const page = { _count: String(count) };
+  const out: { type: string; query: Record<string, string> }[] = [];
+  if (labCodes) out.push({ type: 'Observation', query: { subject: subjects, code: labCodes, _sort: '-date', ...(since ? { date: `ge${since}` } : {}), ...page } });
+  if (codes) out.push({ type: 'DiagnosticReport', query: { subject: subjects, code: codes, _sort: '-date', ...(since ? { date: `ge${since}` } : {}), ...page } });
+  if (modalities.length) out.push({ type: 'ImagingStudy', query: { subject: subjects, modality: modalities.map((m) => `${DCM}|${m}`).join(','), _sort: '-started', ...(since ? { started: `ge${since}` } : {}), ...page } });
+  return out;
+}
+
+/** Whether a result is of this item: its code (Observation, DiagnosticReport) or modality and body site (ImagingStudy). */
+function answers(item: CatalogueItem, r: Resource): boolean {
+  if (r.resourceType === 'ImagingStudy') {
+    return (r.series ?? []).some(
+      (s) => s.modality.system === DCM && (item.modality ?? []).includes(s.modality.code ?? '') && (!item.bodySite || (s.bodySite !== undefined && sameCoding(s.bodySite, item.bodySite))),
+    );
   }
+  if (r.resourceType === 'Observation' && item.category !== 'lab') return false;
+  if (r.resourceType !== 'Observation' && r.resourceType !== 'DiagnosticReport') return false;
+  return (r.code.coding ?? []).some((c) => (item.resultCodes ?? item.codes).some((x) => sameCoding(c, x)));
+}
+
+async function searchAll(deps: RecognizeDeps, items: readonly CatalogueItem[], subjects: string, since: string | undefined, count: number, ctx: RequestContext): Promise<Resource[]> {
+  const out: Resource[] = [];
+  for (const s of searchesFor(items, subjects, since, count)) out.push(...resourcesOf(await deps.repository.search(s.type, s.query, ctx)));
   return out;
 }
 
@@ -216,16 +238,23 @@ export async function recognize(
 ): Promise<RecognizeAnswer> {
   const version = deps.catalogue.inForce(input.orderDate);
   const subjects = input.patients.join(',');
-  const found: { order: OrderedItem; item?: CatalogueItem; resources: Resource[] }[] = [];
-  for (const order of input.orders) {
+  const ordered = input.orders.map((order) => {
     const codings = [...order.codings, ...order.codings.flatMap((c) => deps.standardCodings(c))];
-    const item = version ? deps.catalogue.itemFor(version, codings) : undefined;
-    const resources: Resource[] = [];
-    if (item && input.patients.length > 0) {
-      for (const s of searchesFor(item, subjects)) resources.push(...resourcesOf(await deps.repository.search(s.type, s.query, ctx)));
-    }
-    found.push({ order, item, resources });
-  }
+    return { order, item: version ? deps.catalogue.itemFor(version, codings) : undefined };
+  });
+  const items = [...new Set(ordered.flatMap((o) => (o.item ? [o.item] : [])))];
+  // The results that can be recognised: within the longest validity window, all items at once.
+  const since = addDays(input.orderDate, -Math.max(0, ...items.map((i) => i.validityDays)));
+  const recent = items.length && input.patients.length ? await searchAll(deps, items, subjects, since, CANDIDATES * items.length, ctx) : [];
+  // Items without any: their newest older results, to say why (expired).
+  const bare = items.filter((i) => !recent.some((r) => answers(i, r)));
+  const older = bare.length && input.patients.length ? await searchAll(deps, bare, subjects, undefined, CANDIDATES, ctx) : [];
+  const seen = new Set<string>();
+  const pool = [...recent, ...older].filter((r) => {
+    const k = `${r.resourceType}/${r.id ?? ''}`;
+    return seen.has(k) ? false : (seen.add(k), true);
+  });
+  const found = ordered.map(({ order, item }) => ({ order, item, resources: item ? pool.filter((r) => answers(item, r)) : [] }));
 
   const producers = new Set<string>(input.institution ? [input.institution] : []);
   for (const f of found) for (const r of f.resources) {
@@ -236,7 +265,7 @@ export async function recognize(
   const specimens = await specimenTypesOf(deps.db, found.filter((f) => f.item?.comparable?.specimenTypes).flatMap((f) => f.resources));
   const history = new QualificationHistory(producers.size ? await listQualifications(deps.db) : []);
 
-  const items = found.map(({ order, item, resources }): ItemAnswer => {
+  const answersOut = found.map(({ order, item, resources }): ItemAnswer => {
     if (!item) return { order, recognised: false, reason: 'not-in-catalogue', results: [] };
     const results = resources
       .map((r): Candidate | undefined => {
@@ -274,5 +303,5 @@ export async function recognize(
         : (CLOSENESS.find((r) => results.some((c) => c.reason === r)) ?? 'no-result');
     return { order, item, recognised, reason, results };
   });
-  return { version, orderDate: input.orderDate, ...(input.institution ? { institution: input.institution } : {}), items };
+  return { version, orderDate: input.orderDate, ...(input.institution ? { institution: input.institution } : {}), items: answersOut };
 }
