@@ -140,12 +140,21 @@ export class PgliteDb implements Db {
 
   private constructor(private readonly pglite: PGlite) {}
 
-  /** dataDir undefined: an in-memory database (tests). */
-  static async open(dataDir?: string): Promise<PgliteDb> {
+  /**
+   * dataDir undefined: an in-memory database (tests). `from`: start from a data directory
+   * snapshot (dumpDataDir of another PGlite) instead of an empty cluster.
+   */
+  static async open(dataDir?: string, from?: Blob): Promise<PgliteDb> {
     if (dataDir) mkdirSync(dataDir, { recursive: true });
-    const db = dataDir ? new PGlite(dataDir) : new PGlite();
+    const options = from ? { loadDataDir: from } : {};
+    const db = dataDir ? new PGlite(dataDir, options) : new PGlite(options);
     await db.waitReady;
     return new PgliteDb(db);
+  }
+
+  /** A snapshot of the whole data directory (uncompressed tar), to open copies from. */
+  async snapshot(): Promise<Blob> {
+    return this.pglite.dumpDataDir('none');
   }
 
   async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {

@@ -16,13 +16,15 @@ export interface StoreOptions {
   readonly poolMax?: number;
   /** PostgreSQL schema to use (tests isolate themselves in their own schema). */
   readonly schema?: string;
+  /** PGlite only: start from this data directory snapshot (PgliteDb.snapshot). */
+  readonly snapshot?: Blob;
 }
 
 /** Opens the database and brings its schema up to date. */
 export async function openStore(options: StoreOptions): Promise<Db> {
   const db: Db = options.databaseUrl
     ? new PostgresDb(options.databaseUrl, { max: options.poolMax, schema: options.schema })
-    : await PgliteDb.open(options.dataDir);
+    : await PgliteDb.open(options.dataDir, options.snapshot);
   try {
     await migrate(db);
   } catch (e) {

@@ -2,9 +2,12 @@
  * Test databases. Each test file gets its own: an in-memory PGlite database, or, when
  * TEST_DATABASE_URL is set, a fresh schema on the real PostgreSQL server, dropped at teardown.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
-import { openStore, type Db } from '../../src/store/index.js';
+import { MIGRATIONS, openStore, PgliteDb, type Db } from '../../src/store/index.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 
@@ -24,10 +27,38 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
+let template: Promise<Blob> | undefined;
+
+/**
+ * A migrated, empty PGlite data directory, made once and kept in the temporary directory under
+ * the hash of the migrations, so that each test file copies it instead of running initdb
+ * (about 1.5 s against 5 s on a busy 2-core machine).
+ */
+function migratedTemplate(): Promise<Blob> {
+  template ??= (async () => {
+    const version = (JSON.parse(readFileSync(new URL('../../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const hash = createHash('sha256').update(version).update(JSON.stringify(MIGRATIONS)).digest('hex').slice(0, 16);
+    const file = join(tmpdir(), `county-hie-test-pglite-${hash}.tar`);
+    try {
+      return new Blob([readFileSync(file)]);
+    } catch {
+      const db = (await openStore({})) as PgliteDb;
+      const blob = await db.snapshot();
+      await db.close();
+      // Written under a private name, then renamed: parallel test files never read half a file.
+      const part = `${file}.${process.pid}`;
+      writeFileSync(part, Buffer.from(await blob.arrayBuffer()));
+      renameSync(part, file);
+      return blob;
+    }
+  })();
+  return template;
+}
+
 /** Opens an isolated, migrated database: in-memory PGlite (or in dataDir), or a fresh schema on PostgreSQL. */
 export async function openTestDb(backend: Backend = 'pglite', dataDir?: string): Promise<TestDb> {
   if (backend === 'pglite' || !TEST_DATABASE_URL) {
-    const db = await openStore({ dataDir });
+    const db = await openStore(dataDir ? { dataDir } : { snapshot: await migratedTemplate() });
     return { db, options: { dataDir }, close: () => db.close() };
   }
   const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
