@@ -19,7 +19,7 @@ import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
 import { processBundle, Repository, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
 import type { Db, Queryable } from '../store/index.js';
-import { ackCodeFor, ackDue, acksRequestedBy, formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
+import { ackCodeFor, ackDue, acksRequestedBy, buildBatchAck, formatLocation, isHl7Batch, parseHl7, splitHl7Batch, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 import { hl7Ack, readEnvelope, type AckBuilder, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
 import { DeadLetterSpool, getDeadLetter, insertDeadLetter, recordReplay, settleDeadLetters, type DeadLetterInput } from './dead-letters.js';
@@ -183,6 +183,8 @@ export interface HandledMessage extends PipelineResult {
    * Empty when the sender asked for none.
    */
   readonly acks: readonly Buffer[];
+  /** For a batch: each message's own result, in order. */
+  readonly batch?: readonly HandledMessage[];
 }
 
 export interface ReplayResult extends PipelineResult {
@@ -209,8 +211,35 @@ export class IngestPipeline {
     this.gate = pLimit(Math.max(1, opts.maxConcurrent ?? 8));
   }
 
-  /** Handles one message as received over MLLP or HTTP and returns the ACKs to send. */
+  /**
+   * Handles one message as received over MLLP or HTTP and returns the ACKs to send. A batch
+   * (FHS/BHS … BTS/FTS) is split and each of its messages handled as if sent alone; the answer is
+   * one batch acknowledgement holding the ACKs its messages asked for.
+   */
   async handleMessage(bytes: Buffer, origin: Origin): Promise<HandledMessage> {
+    if (isHl7Batch(bytes)) {
+      let batch: ReturnType<typeof splitHl7Batch> | undefined;
+      try {
+        batch = splitHl7Batch(bytes);
+      } catch {
+        // Not a well-formed batch: handled (refused and kept) like any other unreadable message.
+      }
+      if (batch) return this.handleBatch(batch, origin);
+    }
+    return this.handleOne(bytes, origin);
+  }
+
+  private async handleBatch(batch: ReturnType<typeof splitHl7Batch>, origin: Origin): Promise<HandledMessage> {
+    const results: HandledMessage[] = [];
+    for (const m of batch.messages) results.push(await this.handleOne(m, origin));
+    const ack = buildBatchAck(batch.headers, results.flatMap((r) => r.acks));
+    const rank: Outcome[] = ['stored', 'duplicate', 'rejected', 'error'];
+    const worst = results.reduce<Outcome>((w, r) => (rank.indexOf(r.outcome) > rank.indexOf(w) ? r.outcome : w), 'stored');
+    const failed = results.find((r) => r.failure);
+    return { ack, acks: [ack], outcome: worst, ...(failed?.failure ? { failure: failed.failure } : {}), batch: results };
+  }
+
+  private async handleOne(bytes: Buffer, origin: Origin): Promise<HandledMessage> {
     const started = performance.now();
     const env = readEnvelope(bytes);
     const known = env ? this.opts.senders.find(env.sendingApplication, env.sendingFacility) : undefined;

@@ -159,6 +159,36 @@ for (const backend of BACKENDS) {
       await f.pipeline.drainSpool();
     });
 
+    t.test('a batch: each message stored or refused alone, one batch acknowledgement', async (t) => {
+      const batch = (ids: string[], file = false) =>
+        Buffer.from(
+          [
+            ...(file ? ['FHS|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000||||F-1'] : []),
+            'BHS|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20250301083000||||B-1',
+            ...ids.map((id, i) => oru({ controlId: id, mrn: `BATCH${i}`, obxStatus: id.endsWith('BAD') ? 'bogus' : 'F' })),
+            `BTS|${ids.length}`,
+            ...(file ? ['FTS|1'] : []),
+          ].join('\r'),
+        );
+      const r = await f.pipeline.handleMessage(batch(['BATCH-1', 'BATCH-2', 'BATCH-BAD']), MLLP);
+      const segs = r.ack.toString('utf8').split('\r').map((s) => s.split('|'));
+      t.same(segs[0].slice(0, 6), ['BHS', '^~\\&', 'COUNTY-HIE', 'QS', 'QSLIS', 'QSXRMYY'], 'sender and receiver swapped');
+      t.equal(segs[0][11], 'B-1', 'BHS-12 refers to the batch answered');
+      t.same(segs.filter((s) => s[0] === 'MSA').map((s) => [s[1], s[2]]), [['AA', 'BATCH-1'], ['AA', 'BATCH-2'], ['AE', 'BATCH-BAD']]);
+      t.same(segs.at(-1), ['BTS', '3']);
+      t.equal(r.outcome, 'rejected', 'the worst outcome of its messages');
+      t.same(r.acks, [r.ack], 'one frame back');
+      t.equal(await f.count(`hl7_processed WHERE control_id IN ('BATCH-1', 'BATCH-2')`), 2);
+      t.equal(await f.count(`dead_letter WHERE control_id = 'BATCH-BAD'`), 1, 'the bad message is kept, alone');
+      const again = await f.pipeline.handleMessage(batch(['BATCH-1', 'BATCH-2'], true), MLLP);
+      const segs2 = again.ack.toString('utf8').split('\r').map((s) => s[0] + s.slice(1, 3));
+      t.same(segs2.map((s) => s.slice(0, 3)), ['FHS', 'BHS', 'MSH', 'MSA', 'MSH', 'MSA', 'BTS', 'FTS'], 'a file of one batch is answered as a file');
+      t.same(again.batch?.map((m) => m.outcome), ['duplicate', 'duplicate'], 'a resent batch writes nothing twice');
+      const malformed = await f.pipeline.handleMessage(Buffer.from('BHS|^~\\&|QSLIS|QSXRMYY\rPID|1||X\rBTS|0'), MLLP);
+      t.equal(ackOf(malformed.ack).code, 'AR', 'a batch that does not split is refused');
+      t.ok(malformed.deadLetterId !== undefined, 'and kept');
+    });
+
     t.test('the sender resends after a transient failure: stored once, its dead letter settled', async (t) => {
       f.faults.down = true;
       const raw = msg({ controlId: 'DOWN-2', mrn: 'DOWN2' });
@@ -214,7 +244,7 @@ for (const backend of BACKENDS) {
     t.test('metrics by sender and type', async (t) => {
       const text = await f.registry.metrics();
       t.match(text, /gateway_hl7_messages_total\{sender="county-lis",type="ORU\^R01",outcome="stored"\} \d+/);
-      t.match(text, /gateway_hl7_messages_total\{sender="unknown",type="other",outcome="rejected"\} 2/);
+      t.match(text, /gateway_hl7_messages_total\{sender="unknown",type="other",outcome="rejected"\} 3/);
       t.match(text, /gateway_hl7_dead_letters_total\{sender="county-lis",error="mapping-error"\}/);
       t.match(text, /gateway_hl7_pipeline_duration_seconds_count\{outcome="stored"\}/);
     });

@@ -63,3 +63,31 @@ export function splitHl7Batch(bytes: Buffer): Hl7Batch {
   if (messages.length === 0) throw new Hl7ParseError('HL7_NO_MSH', 'the batch holds no message', { segment: 'MSH' });
   return { headers, messages, ...(declaredCount !== undefined ? { declaredCount } : {}) };
 }
+
+/**
+ * The acknowledgement of a batch (v2.5 §2.10.3): the batch (and file) headers answered — sender
+ * and receiver swapped, a new control id, the original's in the reference field (FHS-12/BHS-12)
+ * — around the ACK of each message, then BTS with their count (and FTS). Headers are ASCII; each
+ * ACK keeps the bytes and character set of its own message.
+ */
+export function buildBatchAck(headers: readonly string[], acks: readonly Buffer[], now = new Date()): Buffer {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const controlId = `B${now.getTime().toString(36).toUpperCase()}`;
+  const answer = (h: string): string => {
+    const fs = h[3] ?? '|';
+    const f = h.split(fs);
+    // f[n - 1] is field n (field 1 is the separator itself).
+    const out = [f[0], f[1] ?? '^~\\&', f[4] ?? '', f[5] ?? '', f[2] ?? '', f[3] ?? '', stamp, '', '', '', `${controlId}${f[0] === 'FHS' ? 'F' : ''}`, f[10] ?? ''];
+    return out.join(fs).replace(new RegExp(`\\${fs}+$`), '');
+  };
+  const file = headers.find((h) => h.startsWith('FHS'));
+  const batch = headers.find((h) => h.startsWith('BHS')) ?? (file ? `BHS${file.slice(3)}` : 'BHS|^~\\&');
+  const fs = batch[3] ?? '|';
+  const parts: Buffer[] = [];
+  if (file) parts.push(Buffer.from(answer(file), 'latin1'));
+  parts.push(Buffer.from(answer(batch), 'latin1'));
+  for (const a of acks) parts.push(a.subarray(0, a.length - (a[a.length - 1] === 0x0d ? 1 : 0)));
+  parts.push(Buffer.from(`BTS${fs}${acks.length}`, 'latin1'));
+  if (file) parts.push(Buffer.from(`FTS${fs}1`, 'latin1'));
+  return Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('\r'), p])));
+}
