@@ -57,7 +57,8 @@ export function clinicalFacts(bundle: unknown): Map<string, string> {
       case 'Patient': {
         if (r.active === false) break;
         const p = `Patient[${nth('Patient')}]`;
-        for (const id of arr(r.identifier)) put(`${p}.identifier|${s(id.value)}`, 'present');
+        // An identifier without a value (a type only) states nothing to compare.
+        for (const id of arr(r.identifier)) if (s(id.value) !== undefined) put(`${p}.identifier|${s(id.value)}`, 'present');
         const name = obj(arr(r.name)[0]);
         put(`${p}.name.family`, s(name.family));
         put(`${p}.name.given`, arr(name.given).join(' ') || undefined);
@@ -93,7 +94,7 @@ export function clinicalFacts(bundle: unknown): Map<string, string> {
         break;
       case 'ServiceRequest':
       case 'DiagnosticReport':
-        for (const id of arr(r.identifier)) put(`${s(r.resourceType)}.identifier|${s(id.value)}`, 'present');
+        for (const id of arr(r.identifier)) if (s(id.value) !== undefined) put(`${s(r.resourceType)}.identifier|${s(id.value)}`, 'present');
         if (r.resourceType === 'DiagnosticReport') put(`DiagnosticReport[${firstCode(r.code) ?? '?'}].status`, s(r.status));
         break;
     }
