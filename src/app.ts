@@ -16,6 +16,7 @@ import { localCodeSystem } from './terminology/index.js';
 import type { Redis } from 'ioredis';
 import type { Coding } from '@medplum/fhirtypes';
 import { outcomeOf } from './fhir/outcome.js';
+import { Dispatcher, subscriptionRoutes } from './subscriptions/index.js';
 
 export interface AppDeps {
   readonly db: Db;
@@ -32,6 +33,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The HL7 v2 ingest pipeline, shared by POST /ingest/hl7v2 and the MLLP listener. */
     ingest: Ingest;
+    /** Subscription notification dispatcher; server.ts starts it, closing the app stops it. */
+    subscriptions: Dispatcher;
   }
 }
 
@@ -92,6 +95,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
+  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis });
+  app.decorate('subscriptions', dispatcher);
+  app.addHook('onClose', async () => dispatcher.stop());
+  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });
