@@ -109,6 +109,8 @@ export class Dispatcher {
   /** Set by kill(): behave as a crashed process (no further database writes, nothing released). */
   private dead = false;
   private readonly aborts = new Set<AbortController>();
+  /** Subscriptions this instance is delivering right now. */
+  readonly sending = new Set<string>();
   /** This instance's identity in leases and in the consumer group. */
   readonly instance = randomUUID();
 
@@ -177,9 +179,11 @@ export class Dispatcher {
     const { db, config } = this.deps;
     const state = await takeLease(db, item.id, item.token, me, config.subscriptionLeaseMs);
     if (!state) return;
+    this.sending.add(item.id);
     try {
       await this.deliver(state, me);
     } finally {
+      this.sending.delete(item.id);
       if (!this.dead) await releaseLease(db, item.id, me);
     }
   }

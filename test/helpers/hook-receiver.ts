@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Bundle, Parameters } from '@medplum/fhirtypes';
+import type { Bundle, Parameters, Resource } from '@medplum/fhirtypes';
 import { freePort } from './net.js';
 
 export interface Received {
@@ -102,4 +102,32 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+export interface Receipt {
+  readonly eventNumber: number;
+  readonly focus?: string;
+  /** meta.versionId of the resource carried (full-resource content). */
+  readonly versionId?: string;
+  readonly r: Received;
+}
+
+/** Event notifications received, one per event: the first receipt of each number, in arrival order. */
+export function firstReceipts(received: readonly Received[]): Receipt[] {
+  const seen = new Set<number>();
+  const out: Receipt[] = [];
+  for (const r of received) {
+    if (paramValue(statusOf(r.bundle), 'type') !== 'event-notification') continue;
+    for (const [i, e] of eventsOf(r.bundle).entries()) {
+      if (seen.has(e.eventNumber)) continue;
+      seen.add(e.eventNumber);
+      out.push({ ...e, versionId: (r.bundle.entry?.[1 + i]?.resource as Resource | undefined)?.meta?.versionId, r });
+    }
+  }
+  return out;
+}
+
+/** Every event notification received (duplicates included), with its event number and focus. */
+export function allReceipts(received: readonly Received[]): { eventNumber: number; focus?: string }[] {
+  return received.filter((r) => paramValue(statusOf(r.bundle), 'type') === 'event-notification').flatMap((r) => eventsOf(r.bundle));
 }

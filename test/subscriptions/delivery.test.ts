@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Bundle, Observation, Subscription } from '@medplum/fhirtypes';
 import { BACKENDS, openTestDb, type Backend } from '../helpers/db.js';
 import { createTestApp, FHIR_HEADERS, TEST_BASE } from '../helpers/app.js';
-import { eventsOf, paramValue, startReceiver, statusOf, waitFor, type HookReceiver, type Received } from '../helpers/hook-receiver.js';
+import { allReceipts, firstReceipts, paramValue, startReceiver, statusOf, waitFor, type HookReceiver } from '../helpers/hook-receiver.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { buildApp } from '../../src/app.js';
@@ -63,20 +63,6 @@ function round(ids: string[], r: number): Bundle {
   };
 }
 
-/** Event notifications received, first receipt of each event number, in arrival order. */
-function firstReceipts(received: Received[]): { eventNumber: number; focus?: string; versionId?: string; r: Received }[] {
-  const seen = new Set<number>();
-  const out: { eventNumber: number; focus?: string; versionId?: string; r: Received }[] = [];
-  for (const r of received) {
-    if (paramValue(statusOf(r.bundle), 'type') !== 'event-notification') continue;
-    const [e] = eventsOf(r.bundle);
-    if (seen.has(e.eventNumber)) continue;
-    seen.add(e.eventNumber);
-    out.push({ ...e, versionId: (r.bundle.entry?.[1]?.resource as Observation | undefined)?.meta?.versionId, r });
-  }
-  return out;
-}
-
 function checkDelivery(t: Test, receiver: HookReceiver, expected: number): void {
   const firsts = firstReceipts(receiver.received);
   t.equal(firsts.length, expected, `${expected} distinct events received`);
@@ -87,11 +73,7 @@ function checkDelivery(t: Test, receiver: HookReceiver, expected: number): void 
   );
   // Duplicates (a retry after an answer was lost) carry the event number and focus of the original.
   const byNumber = new Map(firsts.map((f) => [f.eventNumber, f.focus]));
-  for (const r of receiver.received) {
-    if (paramValue(statusOf(r.bundle), 'type') !== 'event-notification') continue;
-    const [e] = eventsOf(r.bundle);
-    if (byNumber.get(e.eventNumber) !== e.focus) t.fail(`event ${e.eventNumber} sent twice with different foci`);
-  }
+  for (const e of allReceipts(receiver.received)) if (byNumber.get(e.eventNumber) !== e.focus) t.fail(`event ${e.eventNumber} sent twice with different foci`);
   // In order per resource: versions of each Observation arrive 1, 2, 3, ...
   const versions = new Map<string, number[]>();
   for (const f of firsts) versions.set(f.focus as string, [...(versions.get(f.focus as string) ?? []), Number(f.versionId)]);
