@@ -12,6 +12,8 @@ import { BACKPORT, type PayloadContent } from './spec.js';
 export const STATUS_PROFILE = `${BACKPORT}/backport-subscription-status-r4`;
 export const NOTIFICATION_PROFILE = `${BACKPORT}/backport-subscription-notification-r4`;
 
+export const SUBSCRIPTION_ERROR_SYSTEM = 'http://terminology.hl7.org/CodeSystem/subscription-error';
+
 export type NotificationType = 'handshake' | 'heartbeat' | 'event-notification' | 'query-status' | 'query-event';
 
 export interface NotifiedEvent {
@@ -47,7 +49,14 @@ function statusParameters(base: string, facts: StatusFacts, type: NotificationTy
     if (content !== 'empty') part.push({ name: 'focus', valueReference: { reference: `${base}/${e.type}/${e.id}` } });
     parameter.push({ name: 'notification-event', part });
   }
-  if (facts.error) parameter.push({ name: 'error', valueCodeableConcept: { text: facts.error } });
+  if (facts.error) {
+    // subscription-error no-response: the endpoint did not answer (no HTTP status came back).
+    const noResponse = !/answered HTTP \d+/.test(facts.error);
+    parameter.push({
+      name: 'error',
+      valueCodeableConcept: { ...(noResponse ? { coding: [{ system: SUBSCRIPTION_ERROR_SYSTEM, code: 'no-response' }] } : {}), text: facts.error },
+    });
+  }
   return { resourceType: 'Parameters', id: randomUUID(), meta: { profile: [STATUS_PROFILE] }, parameter };
 }
 

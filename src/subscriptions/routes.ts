@@ -4,7 +4,7 @@
  * notification Bundle, so that a subscriber that missed some can catch up).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Resource } from '@medplum/fhirtypes';
+import type { Parameters, Resource } from '@medplum/fhirtypes';
 import type { Config } from '../config.js';
 import type { Db } from '../store/index.js';
 import { GatewayError } from '../errors.js';
@@ -70,9 +70,29 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     return send(reply, await status(req, [req.params.id]));
   });
   app.get('/Subscription/$status', { config: { interaction: 'operation' } }, async (req, reply) => {
-    const ids = ([] as string[]).concat((req.query as Query).id ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
-    if (ids.length === 0) throw new GatewayError('GW_ERR_BAD_REQUEST', '$status at type level needs one or more id parameters', { expression: 'id' });
-    return send(reply, await status(req, ids));
+    const q = req.query as Query;
+    const list = (name: string) => ([] as string[]).concat(q[name] ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
+    let ids = list('id');
+    const statuses = list('status');
+    for (const s of statuses) {
+      if (!['requested', 'active', 'error', 'off'].includes(s)) throw new GatewayError('GW_ERR_BAD_REQUEST', `status "${s}" is not requested, active, error or off`, { expression: 'status' });
+    }
+    if (ids.length === 0) {
+      // No id: every subscription available to the caller (its own; all of them for an administrator).
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 'r');
+      const { rows } = await deps.db.query<{ id: string }>(
+        'SELECT id FROM subscription_state WHERE ($1::text IS NULL OR owner_client = $1) ORDER BY created, id LIMIT $2',
+        [ctx.role === 'admin' ? null : (ctx.clientId ?? ''), deps.config.maxPageSize],
+      );
+      ids = rows.map((r) => r.id);
+    }
+    const bundle = await status(req, ids);
+    if (statuses.length > 0) {
+      bundle.entry = bundle.entry?.filter((e) => statuses.includes(String((e.resource as Parameters).parameter?.find((p) => p.name === 'status')?.valueCode)));
+      bundle.total = bundle.entry?.length ?? 0;
+    }
+    return send(reply, bundle);
   });
 
   app.get<{ Params: { id: string } }>('/Subscription/:id/$events', { config: { interaction: 'operation' } }, async (req, reply) => {
