@@ -74,3 +74,6 @@ export const ORGANIZATION_GRADE_SEARCH_PARAMETER = `${FHIR_BASE}/SearchParameter
 
 /** Subscription.channel extension carrying the subscriber's HMAC secret; kept by the gateway, never stored in the resource. */
 export const SUBSCRIPTION_SECRET_EXTENSION = `${FHIR_BASE}/StructureDefinition/subscription-hmac-secret`;
+/** SubscriptionTopics of the community (profiles/subscriptiontopic-*.json). */
+export const ENCOUNTER_FINISHED_TOPIC = `${FHIR_BASE}/SubscriptionTopic/encounter-finished`;
+export const LAB_RESULT_TOPIC = `${FHIR_BASE}/SubscriptionTopic/lab-result`;

@@ -11,10 +11,11 @@ import type { Bundle, Encounter, Parameters, Subscription } from '@medplum/fhirt
 import { BACKENDS } from '../helpers/db.js';
 import { createTestApp, FHIR_HEADERS, TEST_BASE } from '../helpers/app.js';
 import { eventsOf, paramValue, startReceiver, statusOf, waitFor, type HookReceiver, type Received } from '../helpers/hook-receiver.js';
+import { ENCOUNTER_FINISHED_TOPIC } from '../../src/fhir/systems.js';
 import { BACKPORT, FILTER_CRITERIA_EXT, HEARTBEAT_EXT, PAYLOAD_CONTENT_EXT, readState } from '../../src/subscriptions/index.js';
 
 const EXAMPLES = JSON.parse(readFileSync(new URL('./backport-examples.json', import.meta.url), 'utf8')) as Record<string, Bundle>;
-const TOPIC = 'https://fhir.county-hie.cn/SubscriptionTopic/encounter-finished';
+const TOPIC = ENCOUNTER_FINISHED_TOPIC;
 const AMB = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' };
 
 /** Structure without the values: keys, array lengths, parameter names and resource types kept. */
