@@ -16,7 +16,8 @@ import { localCodeSystem } from './terminology/index.js';
 import type { Redis } from 'ioredis';
 import type { Coding } from '@medplum/fhirtypes';
 import { outcomeOf } from './fhir/outcome.js';
-import { Dispatcher, subscriptionRoutes } from './subscriptions/index.js';
+import websocketPlugin from '@fastify/websocket';
+import { Dispatcher, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
 
 export interface AppDeps {
   readonly db: Db;
@@ -33,8 +34,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The HL7 v2 ingest pipeline, shared by POST /ingest/hl7v2 and the MLLP listener. */
     ingest: Ingest;
-    /** Subscription notification dispatcher; server.ts starts it, closing the app stops it. */
-    subscriptions: Dispatcher;
+    /** Subscription delivery (rest-hook dispatcher, websocket hub); server.ts starts it, closing the app stops it. */
+    subscriptions: SubscriptionService;
   }
 }
 
@@ -96,9 +97,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
   const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis });
-  app.decorate('subscriptions', dispatcher);
-  app.addHook('onClose', async () => dispatcher.stop());
-  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config });
+  const websockets = new WebsocketHub({
+    db: deps.db,
+    keys: app.auth.keys,
+    baseUrl: config.baseUrl,
+    pollMs: config.subscriptionPollMs,
+    defaultHeartbeatSeconds: config.subscriptionHeartbeatSeconds,
+    logger: deps.logger.child({ component: 'websocket' }),
+    activate: (id) => dispatcher.setResourceStatus(id, 'active'),
+  });
+  const subscriptions: SubscriptionService = {
+    dispatcher,
+    websockets,
+    async start() {
+      await dispatcher.start();
+      websockets.start();
+    },
+    async stop() {
+      await websockets.stop();
+      await dispatcher.stop();
+    },
+  };
+  app.decorate('subscriptions', subscriptions);
+  app.addHook('preClose', async () => subscriptions.stop());
+  await app.register(websocketPlugin);
+  await app.register(async (scope) => websocketRoute(scope, websockets));
+  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir });

@@ -64,7 +64,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   if (mllp) logger.info({ mllpPort: mllp.port }, 'MLLP listening');
   // Notifications waiting in the outbox (from before a restart too) are delivered from now on.
   await app.subscriptions.start();
-  logger.info({ queue: app.subscriptions.queue.kind }, 'subscription dispatcher started');
+  logger.info({ queue: app.subscriptions.dispatcher.queue.kind }, 'subscription dispatcher started');
   return {
     address,
     mllpPort: mllp?.port,

@@ -281,7 +281,7 @@ export class Dispatcher {
   }
 
   /** Server-managed status, written as a new version of the Subscription (so reads and history show it). */
-  private async setResourceStatus(id: string, status: 'active' | 'error', error?: string): Promise<void> {
+  async setResourceStatus(id: string, status: 'active' | 'error', error?: string): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const row = await readCurrent(this.deps.db, 'Subscription', id);

@@ -17,8 +17,17 @@ export { notificationBundle, statusSearchset, STATUS_PROFILE, NOTIFICATION_PROFI
 export { sign, SIGNATURE_HEADER } from './rest-hook.js';
 export { checkEndpoint, isPrivateAddress } from './endpoint.js';
 export { readState } from './state.js';
+export { WebsocketHub, websocketRoute, WS_PATH, type WebsocketHubDeps } from './websocket.js';
 
 /** The in-transaction part, built once at start from the topics in PROFILES_DIR. */
 export async function createSubscriptionOutbox(config: Pick<Config, 'profilesDir' | 'subscriptionAllowedHosts'>): Promise<SubscriptionOutbox> {
   return new SubscriptionOutbox({ topics: await loadTopics(config.profilesDir), allowedHosts: config.subscriptionAllowedHosts });
+}
+
+/** The running parts: the rest-hook dispatcher and the websocket hub, started and stopped together. */
+export interface SubscriptionService {
+  readonly dispatcher: import('./dispatcher.js').Dispatcher;
+  readonly websockets: import('./websocket.js').WebsocketHub;
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }

@@ -15,10 +15,12 @@ import type { RequestContext } from '../fhir/context.js';
 import { notificationBundle, statusSearchset, type NotifiedEvent, type StatusFacts } from './notification.js';
 import { eventsAfter, readState, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
+import type { WebsocketHub } from './websocket.js';
 
 export interface SubscriptionRouteDeps {
   readonly db: Db;
   readonly config: Pick<Config, 'baseUrl' | 'maxPageSize'>;
+  readonly websockets: WebsocketHub;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -122,5 +124,32 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
       { interaction: 'read', outcome: '0', resources: [`Subscription/${state.id}`, ...events.map((e) => `${e.type}/${e.id}/_history/${e.versionId}`)], patients: [] },
     ]);
     return send(reply, notificationBundle(base, facts(state), 'query-event', content, events));
+  });
+
+  const bindingToken = async (req: FastifyRequest, ids: string[]) => {
+    const ctx = restContext(req);
+    if (ids.length === 0) throw new GatewayError('GW_ERR_BAD_REQUEST', '$get-ws-binding-token needs one or more id parameters', { expression: 'id' });
+    for (const id of ids) {
+      const state = await ownState(deps.db, ctx, id);
+      if (state.channel !== 'websocket') throw new GatewayError('GW_ERR_BUSINESS_RULE', `Subscription/${id} does not use the websocket channel`, { expression: 'id' });
+    }
+    const { token, expiration } = await deps.websockets.bindingToken(ids);
+    const params: Parameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'token', valueString: token },
+        { name: 'expiration', valueDateTime: expiration },
+        ...ids.map((id) => ({ name: 'subscription', valueString: id })),
+        { name: 'websocket-url', valueUrl: deps.websockets.url },
+      ],
+    };
+    return params;
+  };
+  app.get<{ Params: { id: string } }>('/Subscription/:id/$get-ws-binding-token', { config: { interaction: 'operation' } }, async (req, reply) => {
+    return send(reply, await bindingToken(req, [req.params.id]));
+  });
+  app.get('/Subscription/$get-ws-binding-token', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const ids = ([] as string[]).concat((req.query as Query).id ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
+    return send(reply, await bindingToken(req, ids));
   });
 }
