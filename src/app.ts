@@ -96,7 +96,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
-  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis });
+  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({
     db: deps.db,
     keys: app.auth.keys,

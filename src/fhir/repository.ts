@@ -59,12 +59,16 @@ export class Repository {
   async write(requests: readonly WriteRequest[], ctx: RequestContext): Promise<WriteResult[]> {
     const interaction: Interaction =
       requests.length !== 1 ? 'transaction' : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as const)[requests[0].method];
-    return this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks })));
+    const results = await this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks })));
+    this.hooks?.committed?.();
+    return results;
   }
 
   /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
   async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
-    return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks }))));
+    const result = await this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks }))));
+    this.hooks?.committed?.();
+    return result;
   }
 
   async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {

@@ -65,6 +65,8 @@ export interface WriteHooks {
     writes: readonly { type: string; id: string; versionId: number; action: 'create' | 'update' | 'delete'; resource?: Resource; previous?: Resource }[],
     at: string,
   ): Promise<void>;
+  /** Told after a write transaction committed (a wake-up only: nothing may depend on it running). */
+  committed?(): void;
 }
 
 export interface WritePathDeps {

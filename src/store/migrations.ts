@@ -298,9 +298,8 @@ CREATE INDEX dead_letter_control ON dead_letter (sender_id, control_id);
     name: 'subscriptions: per-subscription state and numbered notification events',
     sql: `
 -- Delivery state of each Subscription resource (same id), kept beside the resource so that the
--- resource's content stays what the client wrote (the HMAC secret is kept only here). Updated in
--- the transaction of every write that matches it: events_count numbers that subscription's events
--- without gaps, in commit order (events-since-subscription-start of the Backport IG).
+-- resource's content stays what the client wrote (the HMAC secret is kept only here). Written by
+-- the dispatcher; the write path only reads it.
 CREATE TABLE subscription_state (
   id                text        PRIMARY KEY,
   status            text        NOT NULL CHECK (status IN ('requested', 'active', 'error', 'off')),
@@ -312,7 +311,6 @@ CREATE TABLE subscription_state (
   owner_client      text,
   owner_institution text,
   owner_scopes      text[],
-  events_count      bigint      NOT NULL DEFAULT 0,
   delivered_through bigint      NOT NULL DEFAULT 0,
   failures          integer     NOT NULL DEFAULT 0,
   delivered_total   bigint      NOT NULL DEFAULT 0,
@@ -329,8 +327,17 @@ CREATE TABLE subscription_state (
 CREATE INDEX subscription_state_types ON subscription_state USING gin (resource_types) WHERE status <> 'off';
 CREATE INDEX subscription_state_due ON subscription_state (next_attempt) WHERE status IN ('requested', 'active') AND channel = 'rest-hook';
 
+-- The event counter of each subscription, incremented in the transaction of every write that
+-- matches it: numbers that subscription's events without gaps, in commit order
+-- (events-since-subscription-start of the Backport IG). A table of its own so that the row lock
+-- writes take on it never blocks the dispatcher, which updates subscription_state.
+CREATE TABLE subscription_counter (
+  id           text   PRIMARY KEY,
+  events_count bigint NOT NULL DEFAULT 0
+);
+
 -- The notification outbox: one row per event of one subscription, appended in the transaction of
--- the write that caused it, numbered by subscription_state.events_count. Kept after delivery so
+-- the write that caused it, numbered by subscription_counter. Kept after delivery so
 -- that $events can replay what a subscriber missed.
 CREATE TABLE subscription_event (
   subscription_id text        NOT NULL,

@@ -36,6 +36,10 @@ export type DispatcherConfig = Pick<
   | 'subscriptionLeaseMs'
 >;
 
+/** Delivered events are recorded at least this often (count) and this soon (ms). */
+const RECORD_EVERY = 50;
+const RECORD_MS = 250;
+
 export interface DispatcherDeps {
   readonly db: Db;
   /** Writes the server-managed Subscription.status (active, error) as a new version. */
@@ -49,6 +53,8 @@ export interface DispatcherDeps {
   readonly redisPrefix?: string;
   /** Deliveries in parallel (different subscriptions) per instance. */
   readonly concurrency?: number;
+  /** Commits of this process, to look for work at once instead of at the next poll. */
+  readonly commits?: { onCommitted(fn: () => void): () => void };
 }
 
 /** Delay before attempt n+1 after n consecutive failures: base·2^(n-1), capped, with jitter in [½, 1]. */
@@ -105,6 +111,8 @@ export class Dispatcher {
   private readonly metrics?: DispatcherMetrics;
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
+  private again = false;
+  private unsubscribe?: () => void;
   private running = false;
   /** Set by kill(): behave as a crashed process (no further database writes, nothing released). */
   private dead = false;
@@ -134,21 +142,40 @@ export class Dispatcher {
     if (this.running) return;
     this.running = true;
     await this.queue.start((item) => this.work(item));
-    const tick = () => {
-      this.polling = this.poll()
-        .then(() => undefined)
-        .catch((err: unknown) => this.deps.logger.warn({ err }, 'subscription poll failed'))
-        .finally(() => {
-          if (this.running) this.timer = setTimeout(tick, this.deps.config.subscriptionPollMs);
-        });
-    };
-    tick();
+    this.unsubscribe = this.deps.commits?.onCommitted(() => this.wake());
+    this.tick();
+  }
+
+  private tick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.polling = this.poll()
+      .then(() => undefined)
+      .catch((err: unknown) => this.deps.logger.warn({ err }, 'subscription poll failed'))
+      .finally(() => {
+        this.polling = undefined;
+        if (!this.running) return;
+        if (this.again) {
+          this.again = false;
+          this.tick();
+        } else {
+          this.timer = setTimeout(() => this.tick(), this.deps.config.subscriptionPollMs);
+        }
+      });
+  }
+
+  /** Looks for work now (a write committed, a delivery ended): the poll interval is only the fallback. */
+  wake(): void {
+    if (!this.running) return;
+    if (this.polling) this.again = true;
+    else this.tick();
   }
 
   /** Graceful: stop polling, finish the notifications being sent, release the leases. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.unsubscribe?.();
     clearTimeout(this.timer);
     await this.polling;
     await this.queue.stop();
@@ -159,6 +186,7 @@ export class Dispatcher {
   kill(): void {
     this.dead = true;
     this.running = false;
+    this.unsubscribe?.();
     clearTimeout(this.timer);
     for (const a of this.aborts) a.abort();
     void this.queue.stop().catch(() => undefined);
@@ -186,6 +214,8 @@ export class Dispatcher {
       this.sending.delete(item.id);
       if (!this.dead) await releaseLease(db, item.id, me);
     }
+    // Events committed while this delivery was ending were skipped by polls (leased): look again.
+    this.wake();
   }
 
   private async deliver(state: SubscriptionState, me: string): Promise<void> {
@@ -198,6 +228,17 @@ export class Dispatcher {
     let through = state.delivered_through;
     let sentAny = false;
     const full = state.spec.content === 'full-resource';
+    // Successes are recorded in groups (at most RECORD_EVERY events or RECORD_MS apart), not one
+    // database write per notification: after a crash the unrecorded ones are sent again, with
+    // their event numbers, which at-least-once allows.
+    const unrecorded = { through: 0, count: 0, since: Date.now() };
+    const flush = async (): Promise<boolean> => {
+      if (unrecorded.count === 0) return true;
+      const ok = await recordSuccess(db, state.id, me, config.subscriptionLeaseMs, { through: unrecorded.through, count: unrecorded.count });
+      unrecorded.count = 0;
+      unrecorded.since = Date.now();
+      return ok;
+    };
     while (this.running && !this.dead) {
       // Read ahead in batches; send maxCount events per notification, each batch in order.
       const rows = await eventsAfter(db, state.id, through, Math.max(100, state.spec.maxCount), undefined, full);
@@ -213,11 +254,16 @@ export class Dispatcher {
       }));
       for (let i = 0; i < events.length && this.running && !this.dead; i += state.spec.maxCount) {
         const chunk = events.slice(i, i + state.spec.maxCount);
-        if (!(await this.send(state, me, 'event-notification', chunk))) return;
+        if (!(await this.send(state, me, 'event-notification', chunk, flush))) return;
         through = chunk[chunk.length - 1].eventNumber;
+        unrecorded.through = through;
+        unrecorded.count += chunk.length;
         sentAny = true;
+        if ((unrecorded.count >= RECORD_EVERY || Date.now() - unrecorded.since >= RECORD_MS) && !(await flush())) return;
       }
+      if (!(await flush())) return;
     }
+    if (!this.dead && !(await flush())) return;
     const heartbeat = state.spec.heartbeatSeconds ?? (config.subscriptionHeartbeatSeconds || undefined);
     if (!sentAny && heartbeat && this.running && !this.dead) {
       const fresh = await readState(db, state.id);
@@ -227,7 +273,18 @@ export class Dispatcher {
   }
 
   /** One notification; records the outcome. False when delivery must stop (failure or lost lease). */
-  private async send(state: SubscriptionState, me: string, type: NotificationType, events: readonly NotifiedEvent[]): Promise<boolean> {
+  /**
+   * One notification. Handshakes and heartbeats are recorded at once; event notifications by the
+   * caller (in groups). On failure, `beforeFailure` records what was delivered before it, then the
+   * failure is recorded. False when delivery must stop (failure or lost lease).
+   */
+  private async send(
+    state: SubscriptionState,
+    me: string,
+    type: NotificationType,
+    events: readonly NotifiedEvent[],
+    beforeFailure?: () => Promise<boolean>,
+  ): Promise<boolean> {
     const { db, config, logger } = this.deps;
     const spec = state.spec;
     const eventsSinceStart = type === 'event-notification' ? events[events.length - 1].eventNumber : state.events_count;
@@ -253,6 +310,7 @@ export class Dispatcher {
       });
     } catch (e) {
       if (this.dead) return false;
+      await beforeFailure?.();
       const message = (e as Error).message;
       this.metrics?.notifications.inc({ type, result: 'failed' });
       const failures = state.failures + 1;
@@ -273,11 +331,8 @@ export class Dispatcher {
       for (const e of events) this.metrics?.latency.observe((now - Date.parse(e.timestamp)) / 1000);
     }
     state.failures = 0;
-    return recordSuccess(db, state.id, me, config.subscriptionLeaseMs, {
-      through: events.length > 0 ? events[events.length - 1].eventNumber : undefined,
-      count: events.length,
-      activate: type === 'handshake',
-    });
+    if (type === 'event-notification') return true;
+    return recordSuccess(db, state.id, me, config.subscriptionLeaseMs, { count: 0, activate: type === 'handshake' });
   }
 
   /** Server-managed status, written as a new version of the Subscription (so reads and history show it). */

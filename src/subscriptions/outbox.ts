@@ -63,7 +63,19 @@ function truthy(result: TypedValue[]): boolean {
 }
 
 export class SubscriptionOutbox {
+  private readonly listeners = new Set<() => void>();
+
   constructor(private readonly opts: SpecOptions) {}
+
+  /** Calls `fn` after each committed write transaction of this process; returns the unsubscribe. */
+  onCommitted(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  committed(): void {
+    for (const fn of this.listeners) fn();
+  }
 
   get topics(): ReadonlyMap<string, Topic> {
     return this.opts.topics;
@@ -75,6 +87,7 @@ export class SubscriptionOutbox {
       if (w.type !== 'Subscription') continue;
       if (w.method === 'DELETE') {
         await q.query('DELETE FROM subscription_state WHERE id = $1', [w.id]);
+        await q.query('DELETE FROM subscription_counter WHERE id = $1', [w.id]);
         await q.query('DELETE FROM subscription_event WHERE subscription_id = $1', [w.id]);
         continue;
       }
@@ -123,6 +136,7 @@ export class SubscriptionOutbox {
           client,
         ],
       );
+      await q.query('INSERT INTO subscription_counter (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [w.id]);
     }
   }
 
@@ -157,7 +171,7 @@ export class SubscriptionOutbox {
     }
     for (const [id, hits] of matched) {
       const { rows: counted } = await q.query<{ events_count: number }>(
-        'UPDATE subscription_state SET events_count = events_count + $2 WHERE id = $1 RETURNING events_count',
+        'UPDATE subscription_counter SET events_count = events_count + $2 WHERE id = $1 RETURNING events_count',
         [id, hits.length],
       );
       const last = Number(counted[0].events_count);

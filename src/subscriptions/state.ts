@@ -55,7 +55,7 @@ function toState(r: StateRow): SubscriptionState {
 }
 
 export async function readState(q: Queryable, id: string): Promise<SubscriptionState | undefined> {
-  const { rows } = await q.query<StateRow>('SELECT * FROM subscription_state WHERE id = $1', [id]);
+  const { rows } = await q.query<StateRow>('SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id) WHERE s.id = $1', [id]);
   return rows[0] ? toState(rows[0]) : undefined;
 }
 
@@ -68,14 +68,14 @@ export async function claimDue(q: Queryable, token: string, leaseMs: number, def
   const { rows } = await q.query<{ id: string }>(
     `UPDATE subscription_state s SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond'
       WHERE s.id IN (
-        SELECT id FROM subscription_state
-         WHERE status IN ('requested', 'active') AND channel = 'rest-hook' AND next_attempt <= now()
-           AND (lease_until IS NULL OR lease_until < now())
-           AND (status = 'requested' OR events_count > delivered_through
-                OR (COALESCE(heartbeat_seconds, $3) > 0
-                    AND COALESCE(last_sent, created) + COALESCE(heartbeat_seconds, $3) * interval '1 second' <= now()))
-         ORDER BY next_attempt LIMIT $4
-         FOR UPDATE SKIP LOCKED)
+        SELECT d.id FROM subscription_state d JOIN subscription_counter c USING (id)
+         WHERE d.status IN ('requested', 'active') AND d.channel = 'rest-hook' AND d.next_attempt <= now()
+           AND (d.lease_until IS NULL OR d.lease_until < now())
+           AND (d.status = 'requested' OR c.events_count > d.delivered_through
+                OR (COALESCE(d.heartbeat_seconds, $3) > 0
+                    AND COALESCE(d.last_sent, d.created) + COALESCE(d.heartbeat_seconds, $3) * interval '1 second' <= now()))
+         ORDER BY d.next_attempt LIMIT $4
+         FOR UPDATE OF d SKIP LOCKED)
       RETURNING s.id`,
     [token, leaseMs, defaultHeartbeat, limit],
   );
@@ -89,9 +89,11 @@ export async function claimDue(q: Queryable, token: string, leaseMs: number, def
  */
 export async function takeLease(q: Queryable, id: string, queued: string, me: string, leaseMs: number): Promise<SubscriptionState | undefined> {
   const { rows } = await q.query<StateRow>(
-    `UPDATE subscription_state SET lease_owner = $3, lease_until = now() + $4 * interval '1 millisecond'
-      WHERE id = $1 AND (lease_owner = $2 OR lease_owner = $3 OR lease_until IS NULL OR lease_until < now())
-      RETURNING *`,
+    `WITH u AS (
+       UPDATE subscription_state SET lease_owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+        WHERE id = $1 AND (lease_owner = $2 OR lease_owner = $3 OR lease_until IS NULL OR lease_until < now())
+        RETURNING *)
+     SELECT u.*, c.events_count FROM u JOIN subscription_counter c USING (id)`,
     [id, queued, me, leaseMs],
   );
   return rows[0] ? toState(rows[0]) : undefined;
@@ -165,7 +167,8 @@ export async function recordFailure(
 /** Counts for /metrics: subscriptions by status, and events not yet delivered. */
 export async function stateCounts(q: Queryable): Promise<{ byStatus: Record<string, number>; backlog: number }> {
   const { rows } = await q.query<{ status: string; n: number; backlog: number }>(
-    'SELECT status, count(*)::int AS n, COALESCE(sum(events_count - delivered_through), 0)::bigint AS backlog FROM subscription_state GROUP BY status',
+    `SELECT s.status, count(*)::int AS n, COALESCE(sum(c.events_count - s.delivered_through), 0)::bigint AS backlog
+       FROM subscription_state s JOIN subscription_counter c USING (id) GROUP BY s.status`,
   );
   const byStatus: Record<string, number> = {};
   let backlog = 0;

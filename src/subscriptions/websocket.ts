@@ -155,7 +155,7 @@ export class WebsocketHub {
   async poll(): Promise<void> {
     const ids = [...new Set([...this.bindings].map((b) => b.id))];
     if (ids.length === 0) return;
-    const { rows } = await this.deps.db.query<{ id: string; events_count: number }>('SELECT id, events_count FROM subscription_state WHERE id = ANY($1::text[])', [ids]);
+    const { rows } = await this.deps.db.query<{ id: string; events_count: number }>('SELECT id, events_count FROM subscription_counter WHERE id = ANY($1::text[])', [ids]);
     const counts = new Map(rows.map((r) => [r.id, Number(r.events_count)]));
     for (const b of this.bindings) {
       if (b.sending || b.socket.readyState !== b.socket.OPEN) continue;
