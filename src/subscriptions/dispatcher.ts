@@ -343,6 +343,10 @@ export class Dispatcher {
         if (!row || row.deleted || !row.content) return;
         const sub = JSON.parse(row.content) as Subscription;
         if (sub.status === status && sub.error === error) return;
+        // Only the server's own transitions: a subscription its client set off (or back to
+        // requested after an error) in the meantime keeps what the client said.
+        const from: Record<typeof status, readonly string[]> = { active: ['requested'], error: ['requested', 'active'] };
+        if (!from[status].includes(String(sub.status))) return;
         const next: Subscription = { ...sub, status };
         if (error) next.error = error;
         else delete next.error;

@@ -105,6 +105,16 @@ for (const backend of BACKENDS) {
       t.equal((res.json() as Subscription).status, 'requested');
     });
 
+    t.test('the server does not overturn a status its client set', async (t) => {
+      const res = await post('regional-platform', sub('https://platform.example.cn/hook', { status: 'off' }));
+      const id = (res.json() as Subscription).id as string;
+      await app.subscriptions.dispatcher.setResourceStatus(id, 'active');
+      await app.subscriptions.dispatcher.setResourceStatus(id, 'error', 'no answer');
+      const now = (await app.inject({ url: `/fhir/Subscription/${id}` })).json() as Subscription;
+      t.equal(now.status, 'off', 'off stays off');
+      t.equal((await readState(ta.tdb.db, id))?.status, 'off');
+    });
+
     t.test('deleting a subscription drops its state and events', async (t) => {
       const res = await post('regional-platform', sub('https://platform.example.cn/hook'));
       const id = (res.json() as Subscription).id as string;
