@@ -18,6 +18,7 @@
  *   BENCH_ONLY           comma-separated substrings: run only the workloads whose name matches
  *                        (e.g. `mllp` for the MLLP workloads alone)
  *   BENCH_SERVER_ENTRY   server entry file (default src/server.ts, run with tsx)
+ *   BENCH_NOTIFY_RATE    writes per second of the subscription latency workload (default 200)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -28,6 +29,7 @@ import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway, ty
 import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js';
 import { run, workloads, type SeededData, type WorkloadResult } from './workloads.js';
 import { mllpWorkloads, runMllp, type MllpResult } from './mllp.js';
+import { runSubscriptionLatency, type SubscriptionResult } from './subscriptions.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -47,6 +49,7 @@ const settings = {
   patients: intEnv('BENCH_PATIENTS', 1000),
   observations: intEnv('BENCH_OBSERVATIONS', 10000),
   batch: intEnv('BENCH_BATCH', 100),
+  notifyRate: intEnv('BENCH_NOTIFY_RATE', 200),
   only: (process.env.BENCH_ONLY ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -68,6 +71,15 @@ function table(results: readonly WorkloadResult[], mllp: readonly MllpResult[] =
     ...results.map((r) => [r.name, String(r.requestsPerSecond), String(r.latencyP50Ms), '-', String(r.latencyP99Ms), String(r.requests), String(r.errors + r.timeouts), String(r.non2xx)]),
     ...mllp.map((r) => [r.name, String(r.messagesPerSecond), String(r.latencyP50Ms), String(r.latencyP95Ms), String(r.latencyP99Ms), String(r.messages), String(r.errors), String(r.nonAa)]),
   ];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Notification latency: write committed (HTTP 201 received) → notification received by the subscriber. */
+function subscriptionTable(results: readonly SubscriptionResult[]): string {
+  const header = ['notification latency', 'writes/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'writes', 'notified', 'missing'];
+  const rows = results.map((r) => [r.name, String(r.writesPerSecond), String(r.latencyP50Ms), String(r.latencyP95Ms), String(r.latencyP99Ms), String(r.latencyMaxMs), String(r.writes), String(r.notified), String(r.missing)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
@@ -122,7 +134,8 @@ async function main(): Promise<void> {
   try {
     db = await createBenchDatabase(settings.databaseUrl, settings.isolation);
     console.log(`database: ${settings.isolation} ${db.name} on ${new URL(settings.databaseUrl).host}`);
-    gateway = await startGateway({ root, databaseUrl: db.url });
+    // The subscription workload's subscriber listens on loopback.
+    gateway = await startGateway({ root, databaseUrl: db.url, env: { SUBSCRIPTION_ALLOWED_HOSTS: '127.0.0.1' } });
     console.log(`gateway: ${gateway.command} at ${gateway.baseUrl}`);
 
     console.log(`seeding ${settings.patients} Patients and ${settings.observations} Observations, ${settings.batch} per transaction Bundle`);
@@ -153,7 +166,17 @@ async function main(): Promise<void> {
       mllpResults.push(r);
     }
 
+    const subscriptionResults: SubscriptionResult[] = [];
+    if (!interrupted && (settings.only.length === 0 || settings.only.some((o) => 'subscription'.includes(o) || o.includes('subscription')))) {
+      console.log(`running subscription notification latency for ${settings.durationSeconds} s at ${settings.notifyRate} writes/s, one event per notification then up to 100`);
+      for (const maxCount of [1, 100]) {
+        if (interrupted) break;
+        subscriptionResults.push(await runSubscriptionLatency(gateway.baseUrl, authorization, { rate: settings.notifyRate, durationSeconds: settings.durationSeconds, maxCount }));
+      }
+    }
+
     console.log(`\n${table(results, mllpResults)}\n`);
+    if (subscriptionResults.length > 0) console.log(`${subscriptionTable(subscriptionResults)}\n`);
     const report = {
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
@@ -163,12 +186,15 @@ async function main(): Promise<void> {
       seed: { patients: settings.patients, observations: settings.observations, mode: seeded.mode, seconds: Number(seeded.seconds.toFixed(2)) },
       workloads: results,
       mllp: mllpResults,
+      subscriptions: subscriptionResults,
     };
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
     console.log('wrote bench/results/latest.json');
-    if (results.some((r) => r.errors + r.timeouts > 0 || r.non2xx > 0) || mllpResults.some((r) => r.errors + r.nonAa > 0)) process.exitCode = 1;
+    if (results.some((r) => r.errors + r.timeouts > 0 || r.non2xx > 0) || mllpResults.some((r) => r.errors + r.nonAa > 0) || subscriptionResults.some((r) => r.missing + r.writeErrors > 0)) {
+      process.exitCode = 1;
+    }
   } finally {
     await cleanup();
   }

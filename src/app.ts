@@ -16,6 +16,8 @@ import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
+import websocketPlugin from '@fastify/websocket';
+import { Dispatcher, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
 
 export interface AppDeps {
   readonly db: Db;
@@ -34,6 +36,8 @@ declare module 'fastify' {
     ingest: Ingest;
     /** Mutual recognition of test results: catalogue, qualifications, $recognize, CDS Hooks. */
     recognition: Recognition;
+    /** Subscription delivery (rest-hook dispatcher, websocket hub); server.ts starts it, closing the app stops it. */
+    subscriptions: SubscriptionService;
   }
 }
 
@@ -73,6 +77,33 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
+  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, commits: deps.fhir.subscriptions });
+  const websockets = new WebsocketHub({
+    db: deps.db,
+    keys: app.auth.keys,
+    baseUrl: config.baseUrl,
+    pollMs: config.subscriptionPollMs,
+    defaultHeartbeatSeconds: config.subscriptionHeartbeatSeconds,
+    logger: deps.logger.child({ component: 'websocket' }),
+    activate: (id) => dispatcher.setResourceStatus(id, 'active'),
+  });
+  const subscriptions: SubscriptionService = {
+    dispatcher,
+    websockets,
+    async start() {
+      await dispatcher.start();
+      websockets.start();
+    },
+    async stop() {
+      await websockets.stop();
+      await dispatcher.stop();
+    },
+  };
+  app.decorate('subscriptions', subscriptions);
+  app.addHook('preClose', async () => subscriptions.stop());
+  await app.register(websocketPlugin);
+  await app.register(async (scope) => websocketRoute(scope, websockets));
+  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   const recognition = createRecognition(config, { db: deps.db, fhir: deps.fhir });

@@ -60,6 +60,21 @@ export interface Config {
   readonly hl7SpoolDir: string;
   readonly hl7MappingsDir: string;
   readonly recognitionCatalogue: string;
+  /** Hosts (`host` or `host:port`) a rest-hook may call over http or at a private address. */
+  readonly subscriptionAllowedHosts: readonly string[];
+  /** Consecutive failed deliveries after which a subscription goes to `error`. */
+  readonly subscriptionMaxFailures: number;
+  /** First retry delay; doubled on each further failure, with jitter, up to the maximum. */
+  readonly subscriptionBackoffBaseMs: number;
+  readonly subscriptionBackoffMaxMs: number;
+  /** Time a rest-hook call may take (connect, headers, body) unless the subscription asks less. */
+  readonly subscriptionTimeoutMs: number;
+  /** Heartbeat period of subscriptions that set none; 0: no heartbeat for them. */
+  readonly subscriptionHeartbeatSeconds: number;
+  /** How often each instance looks for subscriptions with notifications to deliver. */
+  readonly subscriptionPollMs: number;
+  /** How long a dispatcher owns a subscription without renewing; a crashed one's work is taken over after it. */
+  readonly subscriptionLeaseMs: number;
 }
 
 interface EnvVar {
@@ -127,7 +142,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     name: 'REDIS_URL',
     key: 'redisUrl',
     type: 'url',
-    description: 'Redis (`redis://host:6379`) shared by several gateway instances: rate limits, and later subscription delivery. Unset: in process.',
+    description: 'Redis (`redis://host:6379`) shared by several gateway instances: rate limits, and subscription delivery through a stream with a consumer group. Unset: in process.',
   },
   { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '60000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
   { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', type: 'integer', default: '60000', min: 1000, description: 'Length of the rate-limit window, in milliseconds.' },
@@ -219,6 +234,55 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: './mappings/recognition/catalogue.json',
     description: 'The mutual-recognition catalogue (items, validity windows, scopes, prices, versions by effective date), checked at start; a bad file stops start-up.',
   },
+  {
+    name: 'SUBSCRIPTION_ALLOWED_HOSTS',
+    key: 'subscriptionAllowedHosts',
+    type: 'string',
+    description:
+      'Comma-separated hosts (`host` or `host:port`) that rest-hook subscriptions may call although they use plain http or a private network address. Unset: only https endpoints at public addresses.',
+  },
+  {
+    name: 'SUBSCRIPTION_MAX_FAILURES',
+    key: 'subscriptionMaxFailures',
+    type: 'integer',
+    default: '10',
+    min: 1,
+    description: 'Consecutive failed deliveries after which a subscription goes to status `error` (the subscriber catches up with `$events` and sets it back to `requested`).',
+  },
+  {
+    name: 'SUBSCRIPTION_BACKOFF_BASE_MS',
+    key: 'subscriptionBackoffBaseMs',
+    type: 'integer',
+    default: '1000',
+    min: 1,
+    description: 'Delay before the first retry of a failed notification; doubled on each further failure, with random jitter.',
+  },
+  { name: 'SUBSCRIPTION_BACKOFF_MAX_MS', key: 'subscriptionBackoffMaxMs', type: 'integer', default: '300000', min: 1, description: 'Longest delay between two delivery attempts.' },
+  {
+    name: 'SUBSCRIPTION_TIMEOUT_MS',
+    key: 'subscriptionTimeoutMs',
+    type: 'integer',
+    default: '10000',
+    min: 100,
+    description: 'Time a rest-hook call may take (connect, response headers, body) unless the subscription sets a shorter `backport-timeout`.',
+  },
+  {
+    name: 'SUBSCRIPTION_HEARTBEAT_SECONDS',
+    key: 'subscriptionHeartbeatSeconds',
+    type: 'integer',
+    default: '0',
+    min: 0,
+    description: 'Heartbeat period of subscriptions that set no `backport-heartbeat-period`; `0`: none for them.',
+  },
+  { name: 'SUBSCRIPTION_POLL_MS', key: 'subscriptionPollMs', type: 'integer', default: '100', min: 10, description: 'How often each instance looks for notifications to deliver.' },
+  {
+    name: 'SUBSCRIPTION_LEASE_MS',
+    key: 'subscriptionLeaseMs',
+    type: 'integer',
+    default: '30000',
+    min: 500,
+    description: 'How long one instance owns a subscription\'s delivery without renewing it; the work of a crashed instance is taken over after this.',
+  },
 ];
 
 export class ConfigError extends Error {
@@ -296,6 +360,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(values as unknown as Config),
     baseUrl: String(values.baseUrl ?? `http://${String(values.host)}:${String(values.port)}`).replace(/\/+$/, ''),
     demoData: demo === 'auto' ? databaseUrl === undefined : demo === 'true' || demo === '1',
+    subscriptionAllowedHosts: String(values.subscriptionAllowedHosts ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== ''),
   };
   if (config.maxPageSize < config.defaultPageSize) {
     throw new ConfigError([`DEFAULT_PAGE_SIZE=${config.defaultPageSize} is above MAX_PAGE_SIZE=${config.maxPageSize}`]);

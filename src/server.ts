@@ -65,6 +65,9 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
           logger: logger.child({ component: 'mllp' }),
         });
   if (mllp) logger.info({ mllpPort: mllp.port }, 'MLLP listening');
+  // Notifications waiting in the outbox (from before a restart too) are delivered from now on.
+  await app.subscriptions.start();
+  logger.info({ queue: app.subscriptions.dispatcher.queue.kind }, 'subscription dispatcher started');
   return {
     address,
     mllpPort: mllp?.port,
@@ -72,6 +75,8 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
       clearInterval(maintenance);
       // Stop taking messages first; frames already received are acknowledged before closing.
       await mllp?.close();
+      // Finish the notifications being sent and release their leases; the rest wait in the outbox.
+      await app.subscriptions.stop();
       await app.close();
       redis?.disconnect();
       await db.close();

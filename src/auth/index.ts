@@ -85,6 +85,8 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
   { method: 'GET', url: '/healthz' },
   { method: 'GET', url: '/readyz' },
   { method: 'POST', url: TOKEN_PATH },
+  // Websocket subscriptions prove their right with a binding token sent over the socket.
+  { method: 'GET', url: '/ws' },
 ]);
 
 export interface AuthPluginOptions {

@@ -15,6 +15,7 @@ import { registerRestRoutes, FHIR_JSON } from './routes.js';
 import { registerOperationRoutes, OPERATIONS } from './operations/index.js';
 import { createValidator, type Validator } from './validation.js';
 import { loadTerminology, registerTerminologyMetrics, type Terminology } from '../terminology/index.js';
+import { createSubscriptionOutbox, type SubscriptionOutbox } from '../subscriptions/index.js';
 
 export { Repository } from './repository.js';
 export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
@@ -28,6 +29,8 @@ export interface FhirServices {
   readonly capability: CapabilityStatement;
   /** ConceptMaps of the community, loaded once; shared by $translate and the feed mappings. */
   readonly terminology: Terminology;
+  /** Subscription matching inside every write transaction; tells the dispatcher of commits. */
+  readonly subscriptions: SubscriptionOutbox;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -37,13 +40,15 @@ export async function createFhirServices(config: Config, db: Db): Promise<FhirSe
   loadBaseDefinitions();
   const validator = await createValidator(config.profilesDir);
   const terminology = await loadTerminology(config.terminologyDir);
+  const subscriptions = await createSubscriptionOutbox(config);
   const repository = new Repository({
     db,
     validator,
+    hooks: subscriptions,
     search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
   });
   const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
-  return { repository, validator, capability, terminology };
+  return { repository, validator, capability, terminology, subscriptions };
 }
 
 export interface FhirPluginOptions {

@@ -12,7 +12,7 @@ import { parseSearch, searchBundle, type SearchOptions, type SearchQuery } from 
 import { assertCan, assertCanSearch, can } from '../auth/policy.js';
 import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
 import type { RequestContext } from './context.js';
-import { executeWrites, type ResourceValidator, type WriteRequest, type WriteResult } from './write-path.js';
+import { executeWrites, type ResourceValidator, type WriteHooks, type WriteRequest, type WriteResult } from './write-path.js';
 import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType } from './definitions.js';
@@ -21,6 +21,8 @@ export interface RepositoryOptions {
   readonly db: Db;
   readonly validator: ResourceValidator;
   readonly search: SearchOptions;
+  /** Work run inside every write transaction (subscription matching). */
+  readonly hooks?: WriteHooks;
 }
 
 function assertType(type: string): void {
@@ -42,10 +44,12 @@ export class Repository {
   readonly db: Db;
   readonly searchOptions: SearchOptions;
   private readonly validator: ResourceValidator;
+  private readonly hooks?: WriteHooks;
 
   constructor(options: RepositoryOptions) {
     this.db = options.db;
     this.validator = options.validator;
+    this.hooks = options.hooks;
     this.searchOptions = options.search;
   }
 
@@ -55,12 +59,16 @@ export class Repository {
   async write(requests: readonly WriteRequest[], ctx: RequestContext): Promise<WriteResult[]> {
     const interaction: Interaction =
       requests.length !== 1 ? 'transaction' : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as const)[requests[0].method];
-    return this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator })));
+    const results = await this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks })));
+    this.hooks?.committed?.();
+    return results;
   }
 
   /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
   async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
-    return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator }))));
+    const result = await this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator, hooks: this.hooks }))));
+    this.hooks?.committed?.();
+    return result;
   }
 
   async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {

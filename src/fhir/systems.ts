@@ -71,3 +71,9 @@ export const CONSTRAINT_FOCUS_EXTENSION = `${FHIR_BASE}/StructureDefinition/cons
 export const ORGANIZATION_LEVEL_SEARCH_PARAMETER = `${FHIR_BASE}/SearchParameter/organization-level`;
 /** Search parameter `Organization?grade=` on the hospital-grade extension. */
 export const ORGANIZATION_GRADE_SEARCH_PARAMETER = `${FHIR_BASE}/SearchParameter/organization-grade`;
+
+/** Subscription.channel extension carrying the subscriber's HMAC secret; kept by the gateway, never stored in the resource. */
+export const SUBSCRIPTION_SECRET_EXTENSION = `${FHIR_BASE}/StructureDefinition/subscription-hmac-secret`;
+/** SubscriptionTopics of the community (profiles/subscriptiontopic-*.json). */
+export const ENCOUNTER_FINISHED_TOPIC = `${FHIR_BASE}/SubscriptionTopic/encounter-finished`;
+export const LAB_RESULT_TOPIC = `${FHIR_BASE}/SubscriptionTopic/lab-result`;

@@ -54,8 +54,24 @@ export interface ResourceValidator {
   assertValid(resource: Resource, resolver?: (reference: string) => Promise<Resource | undefined>): Promise<void>;
 }
 
+/**
+ * Work done inside the write's transaction by another concern (subscriptions): before the
+ * versions are stored (may check and adjust the resources), and after (sees the stored versions).
+ */
+export interface WriteHooks {
+  beforeStore(q: Queryable, ctx: RequestContext, writes: readonly { type: string; id: string; method: WriteMethod; resource?: Resource }[]): Promise<void>;
+  afterStore(
+    q: Queryable,
+    writes: readonly { type: string; id: string; versionId: number; action: 'create' | 'update' | 'delete'; resource?: Resource; previous?: Resource }[],
+    at: string,
+  ): Promise<void>;
+  /** Told after a write transaction committed (a wake-up only: nothing may depend on it running). */
+  committed?(): void;
+}
+
 export interface WritePathDeps {
   readonly validator: ResourceValidator;
+  readonly hooks?: WriteHooks;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -291,6 +307,11 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
 
   const lastUpdated = new Date().toISOString();
   const writing = ordered.filter((p) => !p.result);
+  await deps.hooks?.beforeStore(
+    q,
+    ctx,
+    writing.map((p) => ({ type: p.req.type, id: p.id as string, method: p.req.method, resource: p.resource })),
+  );
   for (const p of writing) {
     if (!p.resource) continue;
     const versionId = (p.current?.versionId ?? 0) + 1;
@@ -356,6 +377,18 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
         writing.map((p) => (p.current?.versionId ?? 0) + 1),
         writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
       ],
+    );
+    await deps.hooks?.afterStore(
+      q,
+      writing.map((p) => ({
+        type: p.req.type,
+        id: p.id as string,
+        versionId: (p.current?.versionId ?? 0) + 1,
+        action: p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update',
+        resource: p.resource,
+        previous: p.current && !p.current.deleted ? parseStored(p.current) : undefined,
+      })),
+      lastUpdated,
     );
   }
   return plan.map((p) => p.result as WriteResult);

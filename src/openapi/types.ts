@@ -64,6 +64,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Websocket for Subscription notifications
+         * @description Upgrade to a websocket (RFC 6455). No bearer token: the client sends the text frame `bind-with-token <token>` with a token from `GET /fhir/Subscription/{id}/$get-ws-binding-token` (valid 5 minutes); the gateway answers with a `handshake` notification Bundle and then sends each `event-notification` and `heartbeat` Bundle as a text frame. `unbind-with-token <token>` stops the notifications of those subscriptions. A bad token gets an OperationOutcome frame and the socket is closed with code 1008. Events sent while no socket was bound are read with `$events`.
+         */
+        get: operations["subscriptionWebsocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/token": {
         parameters: {
             query?: never;
@@ -445,6 +465,31 @@ export interface operations {
                 content: {
                     "text/plain": string;
                 };
+            };
+        };
+    };
+    subscriptionWebsocket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols to websocket. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a websocket upgrade request. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -331,6 +331,64 @@ CREATE TABLE recognition_event (
 CREATE INDEX recognition_event_stats ON recognition_event (order_date, institution, item);
 `,
   },
+  {
+    version: 6,
+    name: 'subscriptions: per-subscription state and numbered notification events',
+    sql: `
+-- Delivery state of each Subscription resource (same id), kept beside the resource so that the
+-- resource's content stays what the client wrote (the HMAC secret is kept only here). Written by
+-- the dispatcher; the write path only reads it.
+CREATE TABLE subscription_state (
+  id                text        PRIMARY KEY,
+  status            text        NOT NULL CHECK (status IN ('requested', 'active', 'error', 'off')),
+  resource_types    text[]      NOT NULL,
+  channel           text        NOT NULL,
+  heartbeat_seconds integer,
+  spec              text        NOT NULL,
+  secret            text,
+  owner_client      text,
+  owner_institution text,
+  owner_scopes      text[],
+  delivered_through bigint      NOT NULL DEFAULT 0,
+  failures          integer     NOT NULL DEFAULT 0,
+  delivered_total   bigint      NOT NULL DEFAULT 0,
+  failed_total      bigint      NOT NULL DEFAULT 0,
+  next_attempt      timestamptz NOT NULL DEFAULT now(),
+  last_attempt      timestamptz,
+  last_delivered    timestamptz,
+  last_sent         timestamptz,
+  last_error        text,
+  lease_owner       text,
+  lease_until       timestamptz,
+  created           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX subscription_state_types ON subscription_state USING gin (resource_types) WHERE status <> 'off';
+CREATE INDEX subscription_state_due ON subscription_state (next_attempt) WHERE status IN ('requested', 'active') AND channel = 'rest-hook';
+
+-- The event counter of each subscription, incremented in the transaction of every write that
+-- matches it: numbers that subscription's events without gaps, in commit order
+-- (events-since-subscription-start of the Backport IG). A table of its own so that the row lock
+-- writes take on it never blocks the dispatcher, which updates subscription_state.
+CREATE TABLE subscription_counter (
+  id           text   PRIMARY KEY,
+  events_count bigint NOT NULL DEFAULT 0
+);
+
+-- The notification outbox: one row per event of one subscription, appended in the transaction of
+-- the write that caused it, numbered by subscription_counter. Kept after delivery so
+-- that $events can replay what a subscriber missed.
+CREATE TABLE subscription_event (
+  subscription_id text        NOT NULL,
+  event_number    bigint      NOT NULL,
+  created         timestamptz NOT NULL,
+  type            text        NOT NULL,
+  id              text        NOT NULL,
+  version_id      integer     NOT NULL,
+  action          text        NOT NULL,
+  PRIMARY KEY (subscription_id, event_number)
+);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

@@ -15,7 +15,10 @@ import {
   INSTITUTION_LEVEL_SYSTEM,
   ORGANIZATION_GRADE_SEARCH_PARAMETER,
   ORGANIZATION_LEVEL_SEARCH_PARAMETER,
+  ENCOUNTER_FINISHED_TOPIC,
+  LAB_RESULT_TOPIC,
 } from '../../src/fhir/systems.js';
+import { BACKPORT } from '../../src/subscriptions/index.js';
 
 const PROFILES = new URL('../../profiles/', import.meta.url).pathname;
 
@@ -48,7 +51,11 @@ function patientProfile(elements: unknown[], extra: Record<string, unknown> = {}
 
 t.test('the community folder loads, with the URLs systems.ts names', async (t) => {
   const loaded = await loadProfiles(PROFILES);
-  t.same(loaded.structureDefinitions.map((s) => s.url).sort(), [CN_ORGANIZATION_PROFILE, CN_PATIENT_PROFILE].sort());
+  t.same(loaded.structureDefinitions.map((s) => s.url).sort(), [CN_ORGANIZATION_PROFILE, CN_PATIENT_PROFILE, `${BACKPORT}/backport-subscription`].sort());
+  t.same(
+    loaded.others.filter((r) => (r.resourceType as string) === 'SubscriptionTopic').map((r) => (r as { url?: string }).url).sort(),
+    [ENCOUNTER_FINISHED_TOPIC, LAB_RESULT_TOPIC].sort(),
+  );
   t.same(loaded.extensions.map((s) => s.url).sort(), [HOSPITAL_GRADE_EXTENSION, INSTITUTION_LEVEL_EXTENSION].sort());
   t.same(loaded.codeSystems.map((c) => c.url).sort(), [HOSPITAL_GRADE_SYSTEM, INSTITUTION_LEVEL_SYSTEM].sort());
   t.same(loaded.searchParameters.map((s) => s.url).sort(), [ORGANIZATION_GRADE_SEARCH_PARAMETER, ORGANIZATION_LEVEL_SEARCH_PARAMETER].sort());

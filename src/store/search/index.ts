@@ -23,3 +23,4 @@ export type {
   ReferenceValue,
   SummaryMode,
 } from './types.js';
+export { parseCriteria, matchesById } from './match.js';

@@ -1,0 +1,155 @@
+/**
+ * Backport IG operations on subscriptions: `$status` (the subscription's status, event count and
+ * last error as a query-status Parameters) and `$events` (past events again, as a query-event
+ * notification Bundle, so that a subscriber that missed some can catch up).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Parameters, Resource } from '@medplum/fhirtypes';
+import type { Config } from '../config.js';
+import type { Db } from '../store/index.js';
+import { GatewayError } from '../errors.js';
+import { assertCan, can, forbidden } from '../auth/policy.js';
+import { recordAccess } from '../audit/index.js';
+import { restContext, FHIR_JSON } from '../fhir/routes.js';
+import type { RequestContext } from '../fhir/context.js';
+import { notificationBundle, statusSearchset, type NotifiedEvent, type StatusFacts } from './notification.js';
+import { eventsAfter, readState, type SubscriptionState } from './state.js';
+import type { PayloadContent } from './spec.js';
+import type { WebsocketHub } from './websocket.js';
+
+export interface SubscriptionRouteDeps {
+  readonly db: Db;
+  readonly config: Pick<Config, 'baseUrl' | 'maxPageSize'>;
+  readonly websockets: WebsocketHub;
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+function one(q: Query, name: string): string | undefined {
+  const v = q[name];
+  if (Array.isArray(v)) {
+    if (v.length > 1) throw new GatewayError('GW_ERR_BAD_REQUEST', `${name} may appear only once`, { expression: name });
+    return v[0];
+  }
+  return v;
+}
+
+function number(q: Query, name: string): number | undefined {
+  const v = one(q, name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(v)) throw new GatewayError('GW_ERR_BAD_REQUEST', `${name} must be a non-negative whole number, not "${v}"`, { expression: name });
+  return Number(v);
+}
+
+function facts(s: SubscriptionState): StatusFacts {
+  return { subscriptionId: s.id, topic: s.spec.topic, status: s.status, eventsSinceStart: s.events_count, ...(s.last_error ? { error: s.last_error } : {}) };
+}
+
+/** The subscription's delivery state, for its owner or an administrator. */
+async function ownState(db: Db, ctx: RequestContext, id: string): Promise<SubscriptionState> {
+  assertCan(ctx, 'Subscription', 'r');
+  const state = await readState(db, id);
+  if (!state) throw new GatewayError('GW_ERR_NOT_FOUND', `Subscription/${id} not found`, { expression: 'id' });
+  if (state.owner_client && ctx.clientId !== state.owner_client && ctx.role !== 'admin') {
+    throw forbidden(`Subscription/${id} belongs to client "${state.owner_client}"`, 'id');
+  }
+  return state;
+}
+
+export async function subscriptionRoutes(app: FastifyInstance, deps: SubscriptionRouteDeps): Promise<void> {
+  const base = `${deps.config.baseUrl}/fhir`;
+  const send = (reply: import('fastify').FastifyReply, body: unknown) => reply.code(200).header('content-type', FHIR_JSON).send(JSON.stringify(body));
+
+  const status = async (req: FastifyRequest, ids: string[]) => {
+    const ctx = restContext(req);
+    const all: StatusFacts[] = [];
+    for (const id of ids) all.push(facts(await ownState(deps.db, ctx, id)));
+    await recordAccess(deps.db, ctx, [{ interaction: 'read', outcome: '0', resources: ids.map((id) => `Subscription/${id}`), patients: [] }]);
+    return statusSearchset(base, all);
+  };
+
+  app.get<{ Params: { id: string } }>('/Subscription/:id/$status', { config: { interaction: 'operation' } }, async (req, reply) => {
+    return send(reply, await status(req, [req.params.id]));
+  });
+  app.get('/Subscription/$status', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const q = req.query as Query;
+    const list = (name: string) => ([] as string[]).concat(q[name] ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
+    let ids = list('id');
+    const statuses = list('status');
+    for (const s of statuses) {
+      if (!['requested', 'active', 'error', 'off'].includes(s)) throw new GatewayError('GW_ERR_BAD_REQUEST', `status "${s}" is not requested, active, error or off`, { expression: 'status' });
+    }
+    if (ids.length === 0) {
+      // No id: every subscription available to the caller (its own; all of them for an administrator).
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 'r');
+      const { rows } = await deps.db.query<{ id: string }>(
+        'SELECT id FROM subscription_state WHERE ($1::text IS NULL OR owner_client = $1) ORDER BY created, id LIMIT $2',
+        [ctx.role === 'admin' ? null : (ctx.clientId ?? ''), deps.config.maxPageSize],
+      );
+      ids = rows.map((r) => r.id);
+    }
+    const bundle = await status(req, ids);
+    if (statuses.length > 0) {
+      bundle.entry = bundle.entry?.filter((e) => statuses.includes(String((e.resource as Parameters).parameter?.find((p) => p.name === 'status')?.valueCode)));
+      bundle.total = bundle.entry?.length ?? 0;
+    }
+    return send(reply, bundle);
+  });
+
+  app.get<{ Params: { id: string } }>('/Subscription/:id/$events', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const ctx = restContext(req);
+    const q = req.query as Query;
+    const state = await ownState(deps.db, ctx, req.params.id);
+    const since = number(q, 'eventsSinceNumber') ?? 1;
+    const until = number(q, 'eventsUntilNumber');
+    if (until !== undefined && until < since) throw new GatewayError('GW_ERR_BAD_REQUEST', 'eventsUntilNumber is below eventsSinceNumber', { expression: 'eventsUntilNumber' });
+    const contentRaw = one(q, 'content') ?? state.spec.content;
+    if (!['empty', 'id-only', 'full-resource'].includes(contentRaw)) {
+      throw new GatewayError('GW_ERR_BAD_REQUEST', `content "${contentRaw}" is not empty, id-only or full-resource`, { expression: 'content' });
+    }
+    const content = contentRaw as PayloadContent;
+    const rows = await eventsAfter(deps.db, state.id, since - 1, deps.config.maxPageSize, until, content === 'full-resource');
+    // What the events carry is read now, with the asking client's rights.
+    const events: NotifiedEvent[] = rows.map((r) => ({
+      eventNumber: r.event_number,
+      timestamp: r.created,
+      type: r.type,
+      id: r.id,
+      versionId: r.version_id,
+      action: r.action,
+      resource: r.content && r.action !== 'delete' && can(ctx, r.type, 'r') ? (JSON.parse(r.content) as Resource) : undefined,
+    }));
+    await recordAccess(deps.db, ctx, [
+      { interaction: 'read', outcome: '0', resources: [`Subscription/${state.id}`, ...events.map((e) => `${e.type}/${e.id}/_history/${e.versionId}`)], patients: [] },
+    ]);
+    return send(reply, notificationBundle(base, facts(state), 'query-event', content, events));
+  });
+
+  const bindingToken = async (req: FastifyRequest, ids: string[]) => {
+    const ctx = restContext(req);
+    if (ids.length === 0) throw new GatewayError('GW_ERR_BAD_REQUEST', '$get-ws-binding-token needs one or more id parameters', { expression: 'id' });
+    for (const id of ids) {
+      const state = await ownState(deps.db, ctx, id);
+      if (state.channel !== 'websocket') throw new GatewayError('GW_ERR_BUSINESS_RULE', `Subscription/${id} does not use the websocket channel`, { expression: 'id' });
+    }
+    const { token, expiration } = await deps.websockets.bindingToken(ids);
+    const params: Parameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'token', valueString: token },
+        { name: 'expiration', valueDateTime: expiration },
+        ...ids.map((id) => ({ name: 'subscription', valueString: id })),
+        { name: 'websocket-url', valueUrl: deps.websockets.url },
+      ],
+    };
+    return params;
+  };
+  app.get<{ Params: { id: string } }>('/Subscription/:id/$get-ws-binding-token', { config: { interaction: 'operation' } }, async (req, reply) => {
+    return send(reply, await bindingToken(req, [req.params.id]));
+  });
+  app.get('/Subscription/$get-ws-binding-token', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const ids = ([] as string[]).concat((req.query as Query).id ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
+    return send(reply, await bindingToken(req, ids));
+  });
+}
