@@ -12,7 +12,7 @@ import { parseSearch, searchBundle, type SearchOptions, type SearchQuery } from 
 import { assertCan, assertCanSearch, can } from '../auth/policy.js';
 import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
 import type { RequestContext } from './context.js';
-import { executeWrites, type ResourceValidator, type WriteRequest, type WriteResult } from './write-path.js';
+import { executeWrites, type IdentityHook, type ResourceValidator, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
 import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType } from './definitions.js';
@@ -21,6 +21,8 @@ export interface RepositoryOptions {
   readonly db: Db;
   readonly validator: ResourceValidator;
   readonly search: SearchOptions;
+  /** Identity linking (MPI) run by every write that touches a Patient. */
+  readonly identity?: IdentityHook;
 }
 
 function assertType(type: string): void {
@@ -42,11 +44,18 @@ export class Repository {
   readonly db: Db;
   readonly searchOptions: SearchOptions;
   private readonly validator: ResourceValidator;
+  private readonly writeDeps: WritePathDeps;
 
   constructor(options: RepositoryOptions) {
     this.db = options.db;
     this.validator = options.validator;
     this.searchOptions = options.search;
+    this.writeDeps = { validator: options.validator, identity: options.identity };
+  }
+
+  /** The same repository (validator, search options, identity linking) over another Db, e.g. a joined transaction. */
+  on(db: Db): Repository {
+    return new Repository({ db, validator: this.validator, search: this.searchOptions, identity: this.writeDeps.identity });
   }
 
   // ---- writes: all through executeWrites, in one transaction ----
@@ -55,12 +64,12 @@ export class Repository {
   async write(requests: readonly WriteRequest[], ctx: RequestContext): Promise<WriteResult[]> {
     const interaction: Interaction =
       requests.length !== 1 ? 'transaction' : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as const)[requests[0].method];
-    return this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, { validator: this.validator })));
+    return this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, this.writeDeps)));
   }
 
   /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
   async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
-    return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, { validator: this.validator }))));
+    return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, this.writeDeps))));
   }
 
   async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {

@@ -13,3 +13,8 @@ export {
   type IdCardOptions,
   type IdCardResult,
 } from './id-card.js';
+export { demographicsOf, fuzzyPinyin, hanToPinyin, type Demographics, type IdCardConflict } from './demographics.js';
+export { compareDemographics, jaroWinkler, bigramDice, DEFAULT_THRESHOLDS, type MatchGrade, type MatchResult, type Thresholds } from './score.js';
+export { personsOf, readMany, scoreCandidates, isRetired } from './linker.js';
+export { MPI_FLAG_SYSTEM, MPI_TAG, MPI_TAG_SYSTEM, MPI_TASK_SYSTEM } from './person.js';
+export { createIdentityHook } from './hook.js';
