@@ -18,3 +18,4 @@ export { compareDemographics, jaroWinkler, bigramDice, DEFAULT_THRESHOLDS, type 
 export { personsOf, readMany, scoreCandidates, isRetired } from './linker.js';
 export { MPI_FLAG_SYSTEM, MPI_TAG, MPI_TAG_SYSTEM, MPI_TASK_SYSTEM } from './person.js';
 export { createIdentityHook } from './hook.js';
+export { matchPatients, normaliseIdentifier, personRecords, personsByIdentifier, recordsOfPatient, type PersonRecords, type ScoredPatient } from './query.js';

@@ -106,6 +106,28 @@ export async function storeKeys(q: Queryable, patientId: string, keys: readonly 
   );
 }
 
+export interface CandidateRecord {
+  readonly id: string;
+  readonly patient: Patient;
+  /** The person it is linked to, if any. */
+  readonly person: string | null;
+}
+
+/** The known records that share a blocking key with `d` (at most 500), with their person. */
+export async function candidateRecords(q: Queryable, d: Demographics): Promise<CandidateRecord[]> {
+  const { rows } = await q.query<{ id: string; content: string; person: string | null }>(
+    `SELECT r.id, r.content,
+            (SELECT pr.id FROM sp_reference s JOIN resource pr ON pr.rid = s.rid AND NOT pr.deleted
+              WHERE s.rtype = 'Person' AND s.code = 'link' AND s.target_type = 'Patient' AND s.target_id = r.id LIMIT 1) AS person
+       FROM resource r
+      WHERE r.type = 'Patient' AND NOT r.deleted
+        AND r.id IN (SELECT patient_id FROM mpi_block WHERE key = ANY($1::text[]) AND patient_id <> $2)
+      LIMIT 500`,
+    [lookupKeys(d), d.id],
+  );
+  return rows.map((r) => ({ id: r.id, patient: JSON.parse(r.content) as Patient, person: r.person }));
+}
+
 interface PersonCandidate {
   readonly person: string;
   best: MatchResult;
@@ -120,20 +142,11 @@ export async function scoreCandidates(
   exclude: ReadonlySet<string> = new Set(),
   overlay: ReadonlyMap<string, string> = new Map(),
 ): Promise<PersonCandidate[]> {
-  const { rows } = await q.query<{ id: string; content: string; person: string | null }>(
-    `SELECT r.id, r.content,
-            (SELECT pr.id FROM sp_reference s JOIN resource pr ON pr.rid = s.rid AND NOT pr.deleted
-              WHERE s.rtype = 'Person' AND s.code = 'link' AND s.target_type = 'Patient' AND s.target_id = r.id LIMIT 1) AS person
-       FROM resource r
-      WHERE r.type = 'Patient' AND NOT r.deleted
-        AND r.id IN (SELECT patient_id FROM mpi_block WHERE key = ANY($1::text[]) AND patient_id <> $2)
-      LIMIT 500`,
-    [lookupKeys(d), d.id],
-  );
+  const rows = await candidateRecords(q, d);
   const byPerson = new Map<string, PersonCandidate>();
   for (const row of rows) {
     if (exclude.has(row.id)) continue;
-    const patient = JSON.parse(row.content) as Patient;
+    const { patient } = row;
     const person = overlay.get(row.id) ?? row.person;
     if (!person || isRetired(patient)) continue;
     const other = demographicsOf(patient);

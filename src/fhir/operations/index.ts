@@ -12,6 +12,7 @@ import { GatewayError } from '../../errors.js';
 import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
+import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -22,6 +23,8 @@ export interface OperationEntry {
 export const OPERATIONS: readonly OperationEntry[] = [
   { definition: VALIDATE_DEFINITION, types: allResourceTypes() },
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
+  { definition: PIX_DEFINITION, types: ['Patient'] },
+  { definition: MATCH_DEFINITION, types: ['Patient'] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
@@ -57,6 +60,7 @@ export async function registerOperationRoutes(
 ): Promise<void> {
   const { repository, validator } = deps.services;
   await registerTranslateRoutes(app, { terminology: deps.services.terminology });
+  await registerMpiRoutes(app, { config: deps.config, db: repository.db });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
     try {
