@@ -17,12 +17,20 @@ import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType } from './definitions.js';
 
+/** Consent enforcement on what reads return (src/ehr); injected so that this module stays transport- and policy-agnostic. */
+export interface RecordGuard {
+  check(q: Queryable, ctx: RequestContext, resources: readonly Resource[]): Promise<{ readonly withheld: ReadonlySet<Resource>; readonly revealed: readonly Resource[] }>;
+  recordBreakGlass(q: Queryable, ctx: RequestContext, revealed: readonly Resource[]): Promise<void>;
+}
+
 export interface RepositoryOptions {
   readonly db: Db;
   readonly validator: ResourceValidator;
   readonly search: SearchOptions;
   /** Identity linking (MPI) run by every write that touches a Patient. */
   readonly identity?: IdentityHook;
+  /** Consent: what each read may return. */
+  readonly consent?: RecordGuard;
 }
 
 function assertType(type: string): void {
@@ -40,13 +48,23 @@ function parse(row: StoredRow): Resource {
   return JSON.parse(row.content as string) as Resource;
 }
 
+function rowKey(row: StoredRow): string {
+  return `${row.type}/${row.id}/${row.versionId}`;
+}
+
+function versionKey(resource: Resource | undefined): string {
+  return `${resource?.resourceType}/${resource?.id}/${resource?.meta?.versionId}`;
+}
+
 export class Repository {
   readonly db: Db;
   readonly searchOptions: SearchOptions;
   private readonly validator: ResourceValidator;
   private readonly writeDeps: WritePathDeps;
+  readonly consent?: RecordGuard;
 
   constructor(options: RepositoryOptions) {
+    this.consent = options.consent;
     this.db = options.db;
     this.validator = options.validator;
     this.searchOptions = options.search;
@@ -55,7 +73,7 @@ export class Repository {
 
   /** The same repository (validator, search options, identity linking) over another Db, e.g. a joined transaction. */
   on(db: Db): Repository {
-    return new Repository({ db, validator: this.validator, search: this.searchOptions, identity: this.writeDeps.identity });
+    return new Repository({ db, validator: this.validator, search: this.searchOptions, identity: this.writeDeps.identity, consent: this.consent });
   }
 
   // ---- writes: all through executeWrites, in one transaction ----
@@ -112,6 +130,7 @@ export class Repository {
     const row = await readCurrent(q, type, id);
     if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id} not found`, { expression: `${type}/${id}` });
     if (row.deleted) throw new GatewayError('GW_ERR_GONE', `${type}/${id} was deleted`, { expression: `${type}/${id}` });
+    await this.screenOne(q, ctx, 'read', parse(row), `${type}/${id}`);
     await this.audit(q, ctx, { interaction: 'read', outcome: '0', resources: [`${type}/${id}/_history/${row.versionId}`], patients: patientsOf(parse(row)) });
     return row;
   }
@@ -123,6 +142,7 @@ export class Repository {
     const row = Number.isSafeInteger(vid) && vid > 0 ? await readVersion(q, type, id, vid) : undefined;
     if (!row) throw new GatewayError('GW_ERR_NOT_FOUND', `${type}/${id}/_history/${versionId} not found`, { expression: `${type}/${id}` });
     if (row.deleted) throw new GatewayError('GW_ERR_GONE', `${type}/${id} version ${versionId} is a deletion`, { expression: `${type}/${id}` });
+    await this.screenOne(q, ctx, 'vread', parse(row), `${type}/${id}`);
     await this.audit(q, ctx, { interaction: 'vread', outcome: '0', resources: [`${type}/${id}/_history/${vid}`], patients: patientsOf(parse(row)) });
     return row;
   }
@@ -139,7 +159,13 @@ export class Repository {
       const keep = new Set(included.map((r) => `${r.type}/${r.id}`));
       bundle.entry = bundle.entry?.filter((e) => e.search?.mode !== 'include' || keep.has(`${e.resource?.resourceType}/${e.resource?.id}`));
     }
-    const rows = [...matches, ...included];
+    const screened = await this.screenRows(q, ctx, [...matches, ...included]);
+    if (screened.withheld.size) {
+      bundle.entry = bundle.entry?.filter((e) => !screened.withheld.has(versionKey(e.resource)));
+      const hiddenMatches = matches.filter((r) => screened.withheld.has(rowKey(r))).length;
+      if (bundle.total !== undefined) bundle.total = Math.max(0, bundle.total - hiddenMatches);
+    }
+    const rows = screened.rows;
     const patients = new Set<string>();
     for (const row of rows) for (const p of patientsOf(parse(row))) patients.add(p);
     await this.audit(q, ctx, {
@@ -156,7 +182,11 @@ export class Repository {
     if (target.type !== undefined) assertType(target.type);
     const interaction: Interaction = target.id ? 'history-instance' : target.type ? 'history-type' : 'history-system';
     await this.guard(ctx, interaction, async () => assertCan(ctx, target.type ?? '*', target.id ? 'r' : 's'));
-    const { bundle, rows } = await historyBundle(q, target, query, this.searchOptions);
+    const history = await historyBundle(q, target, query, this.searchOptions);
+    const { bundle } = history;
+    const screened = await this.screenRows(q, ctx, history.rows);
+    if (screened.withheld.size) bundle.entry = bundle.entry?.filter((e) => !e.resource || !screened.withheld.has(versionKey(e.resource)));
+    const rows = screened.rows;
     const patients = new Set<string>();
     for (const row of rows) if (row.content) for (const p of patientsOf(parse(row))) patients.add(p);
     await this.audit(q, ctx, {
@@ -181,6 +211,32 @@ export class Repository {
       }
       throw e;
     }
+  }
+
+  /** Consent on one resource about to be returned: withheld → 403 (audited), revealed by breaking the glass → audited. */
+  private async screenOne(q: Queryable, ctx: RequestContext, interaction: Interaction, resource: Resource, where: string): Promise<void> {
+    if (!this.consent) return;
+    const verdict = await this.consent.check(q, ctx, [resource]);
+    if (verdict.withheld.size) {
+      const message = `${where} is withheld by the patient's consent; in an emergency a clinician may break the glass (X-Break-Glass: <reason>, with X-User-Id)`;
+      await recordAccess(this.db, ctx, [{ interaction, outcome: '4', outcomeText: 'withheld by consent', resources: [where], patients: patientsOf(resource) }]);
+      throw new GatewayError('GW_ERR_CONSENT_RESTRICTED', message, { expression: where });
+    }
+    await this.consent.recordBreakGlass(q, ctx, verdict.revealed);
+  }
+
+  /** Consent on the rows a search or history is about to return: the rows kept, and the keys withheld. */
+  private async screenRows(q: Queryable, ctx: RequestContext, rows: readonly StoredRow[]): Promise<{ rows: StoredRow[]; withheld: Set<string> }> {
+    if (!this.consent) return { rows: [...rows], withheld: new Set() };
+    const withContent = rows.filter((r) => r.content);
+    const resources = withContent.map(parse);
+    const verdict = await this.consent.check(q, ctx, resources);
+    await this.consent.recordBreakGlass(q, ctx, verdict.revealed);
+    const withheld = new Set<string>();
+    resources.forEach((r, i) => {
+      if (verdict.withheld.has(r)) withheld.add(rowKey(withContent[i]));
+    });
+    return { rows: rows.filter((r) => !withheld.has(rowKey(r))), withheld };
   }
 
   private async audit(q: Queryable, ctx: RequestContext, record: AccessRecord): Promise<void> {

@@ -13,6 +13,7 @@ import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
+import { EVERYTHING_DEFINITION, registerEverythingRoutes } from './everything.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -25,6 +26,7 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
   { definition: PIX_DEFINITION, types: ['Patient'] },
   { definition: MATCH_DEFINITION, types: ['Patient'] },
+  { definition: EVERYTHING_DEFINITION, types: ['Patient'] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
@@ -61,6 +63,7 @@ export async function registerOperationRoutes(
   const { repository, validator } = deps.services;
   await registerTranslateRoutes(app, { terminology: deps.services.terminology });
   await registerMpiRoutes(app, { config: deps.config, db: repository.db });
+  await registerEverythingRoutes(app, { config: deps.config, db: repository.db, guard: repository.consent });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
     try {
