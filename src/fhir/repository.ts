@@ -90,6 +90,15 @@ export class Repository {
     return this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, this.writeDeps))));
   }
 
+  /**
+   * Runs fn in one transaction with a write that stores with the gateway's own rights and without
+   * identity linking: corrections the MPI makes itself (unmerge, unlink), attributed to ctx in the audit.
+   */
+  async asGateway<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
+    const gateway: RequestContext = { ...ctx, scopes: undefined, institution: undefined, subordinates: undefined };
+    return this.guard(ctx, 'operation', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, gateway, { validator: this.validator }))));
+  }
+
   async create(resource: Resource, ctx: RequestContext, ifNoneExist?: string): Promise<WriteResult> {
     const type = String(resource?.resourceType);
     assertType(type);

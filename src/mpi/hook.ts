@@ -5,6 +5,7 @@
 import type { Patient, Resource } from '@medplum/fhirtypes';
 import type { IdentityHook } from '../fhir/write-path.js';
 import { flagPatient, linkPatients, unlinkDeleted, type WriteFn } from './linker.js';
+import { mergeRetired } from './merge.js';
 import type { Thresholds } from './score.js';
 
 export function createIdentityHook(thresholds: Thresholds): IdentityHook {
@@ -16,7 +17,10 @@ export function createIdentityHook(thresholds: Thresholds): IdentityHook {
       const w = write as unknown as WriteFn;
       if (changed.deleted.length) await unlinkDeleted(q, changed.deleted, w);
       const stored = changed.stored.filter((r): r is Patient => r.resourceType === 'Patient');
-      if (stored.length) await linkPatients(q, stored, ctx, w, { thresholds });
+      if (!stored.length) return;
+      // A Patient retired with a replaced-by link (ADT^A40, $merge, …) is merged first, then all are linked.
+      await mergeRetired(q, stored, ctx, w);
+      await linkPatients(q, stored, ctx, w, { thresholds });
     },
   };
 }

@@ -19,3 +19,5 @@ export { personsOf, readMany, scoreCandidates, isRetired } from './linker.js';
 export { MPI_FLAG_SYSTEM, MPI_TAG, MPI_TAG_SYSTEM, MPI_TASK_SYSTEM } from './person.js';
 export { createIdentityHook } from './hook.js';
 export { matchPatients, normaliseIdentifier, personRecords, personsByIdentifier, recordsOfPatient, type PersonRecords, type ScoredPatient } from './query.js';
+export { countReferring, mergeRetired, unmerge, type MergeSummary } from './merge.js';
+export { blockingKeys, storeKeys, personWrites, readPerson, type WriteFn, type NestedWrite } from './linker.js';

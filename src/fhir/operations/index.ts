@@ -14,6 +14,7 @@ import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './vali
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
 import { EVERYTHING_DEFINITION, registerEverythingRoutes } from './everything.js';
+import { LINK_DEFINITION, MERGE_DEFINITION, UNLINK_DEFINITION, UNMERGE_DEFINITION, registerMergeRoutes } from './merge.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -27,6 +28,10 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: PIX_DEFINITION, types: ['Patient'] },
   { definition: MATCH_DEFINITION, types: ['Patient'] },
   { definition: EVERYTHING_DEFINITION, types: ['Patient'] },
+  { definition: MERGE_DEFINITION, types: ['Patient'] },
+  { definition: UNMERGE_DEFINITION, types: ['Patient'] },
+  { definition: UNLINK_DEFINITION, types: ['Person'] },
+  { definition: LINK_DEFINITION, types: ['Person'] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
@@ -63,6 +68,7 @@ export async function registerOperationRoutes(
   const { repository, validator } = deps.services;
   await registerTranslateRoutes(app, { terminology: deps.services.terminology });
   await registerMpiRoutes(app, { config: deps.config, db: repository.db });
+  await registerMergeRoutes(app, { repository });
   await registerEverythingRoutes(app, { config: deps.config, db: repository.db, guard: repository.consent });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
