@@ -11,7 +11,7 @@ import { SOURCE_INSTITUTION_EXTENSION } from '../../src/ehr/index.js';
 
 const COUNTY = '1233042447101234XX';
 const TOWNSHIP = '1233042447102341XF';
-const ID = '330424197511030034'; // 1975-11-03, male
+const ID = '330424197511030035'; // 1975-11-03, male
 
 function townshipOru(controlId: string, mrn: string): string {
   return [
