@@ -103,9 +103,41 @@ export function assertMayBreakGlass(ctx: RequestContext): void {
   if (!ctx.userId) throw new GatewayError('GW_ERR_FORBIDDEN', 'Breaking the glass needs the clinician named in X-User-Id', { expression: 'X-User-Id' });
 }
 
-/** True when consent rules do not apply to the context: the gateway itself, a resident reading their own record. */
+/** True when consent rules do not apply to the context: the gateway itself. */
 function exempt(ctx: RequestContext): boolean {
-  return !ctx.scopes || ctx.patient !== undefined;
+  return !ctx.scopes;
+}
+
+/** Every Patient id of the person `patientId` belongs to (itself included). */
+export async function samePerson(q: Queryable, patientId: string): Promise<Set<string>> {
+  const { rows } = await q.query<{ member: string }>(
+    `SELECT o.target_id AS member
+       FROM sp_reference s JOIN resource pr ON pr.rid = s.rid AND NOT pr.deleted
+       JOIN sp_reference o ON o.rid = s.rid AND o.rtype = 'Person' AND o.code = 'link' AND o.target_type = 'Patient'
+      WHERE s.rtype = 'Person' AND s.code = 'link' AND s.target_type = 'Patient' AND s.target_id = $1`,
+    [patientId],
+  );
+  return new Set([patientId, ...rows.map((r) => r.member)]);
+}
+
+/**
+ * A resident's app sees the resident's own record and nothing else: resources of the Patient
+ * compartment of any of the person's Patients, those Patients, and the person's Person. The
+ * resident's own record is never withheld from them by their own consent.
+ */
+async function residentVerdict(q: Queryable, ctx: RequestContext, resources: readonly Resource[], patientsOf: (r: Resource) => string[]): Promise<ConsentVerdict> {
+  const own = await samePerson(q, ctx.patient as string);
+  const withheld = new Set<Resource>();
+  for (const r of resources) {
+    const mine =
+      r.resourceType === 'Patient'
+        ? own.has(r.id as string)
+        : r.resourceType === 'Person'
+          ? ((r as { link?: { target: { reference?: string } }[] }).link ?? []).some((l) => own.has((l.target.reference ?? '').replace('Patient/', '')))
+          : patientsOf(r).some((p) => own.has(p.replace('Patient/', '')));
+    if (!mine) withheld.add(r);
+  }
+  return { withheld, revealed: [] };
 }
 
 async function anyConsent(q: Queryable): Promise<boolean> {
@@ -173,6 +205,10 @@ async function restrictionsFor(q: Queryable, patientIds: readonly string[], now:
  * belongs to (the Patient compartment).
  */
 export async function checkConsent(q: Queryable, ctx: RequestContext, resources: readonly Resource[], patientsOf: (r: Resource) => string[], now = new Date()): Promise<ConsentVerdict> {
+  if (ctx.patient !== undefined) {
+    if (ctx.breakGlass) throw new GatewayError('GW_ERR_FORBIDDEN', 'A resident app cannot break the glass', { expression: 'X-Break-Glass' });
+    return residentVerdict(q, ctx, resources, patientsOf);
+  }
   assertMayBreakGlass(ctx);
   const candidates = resources.filter((r) => !NEVER_WITHHELD.has(r.resourceType) && !(ctx.institution && institutionOf(r) === ctx.institution));
   if (exempt(ctx) || candidates.length === 0 || !(await anyConsent(q))) return { withheld: new Set(), revealed: [] };

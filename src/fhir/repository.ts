@@ -160,7 +160,13 @@ export class Repository {
   async search(type: string | undefined, query: SearchQuery, ctx: RequestContext, q: Queryable = this.db, lenient = false): Promise<Bundle> {
     if (type !== undefined) assertType(type);
     const options = { ...this.searchOptions, lenient };
-    await this.guard(ctx, type ? 'search-type' : 'search-system', async () => assertCanSearch(ctx, parseSearch(type, query, options)));
+    await this.guard(ctx, type ? 'search-type' : 'search-system', async () => {
+      assertCanSearch(ctx, parseSearch(type, query, options));
+      // A resident sees only their own record; counts over everyone's would tell about others.
+      if (ctx.patient !== undefined && (query._summary === 'count' || query._total !== undefined)) {
+        throw new GatewayError('GW_ERR_FORBIDDEN', "A resident's app may not count resources (_summary=count, _total)", { expression: query._total !== undefined ? '_total' : '_summary' });
+      }
+    });
     const { bundle, matches, included: all } = await searchBundle(q, type, query, options);
     // Included resources of types the client may not read are left out of the page.
     const included = all.filter((r) => can(ctx, r.type, 'r'));
@@ -174,6 +180,7 @@ export class Repository {
       const hiddenMatches = matches.filter((r) => screened.withheld.has(rowKey(r))).length;
       if (bundle.total !== undefined) bundle.total = Math.max(0, bundle.total - hiddenMatches);
     }
+    if (ctx.patient !== undefined) delete bundle.total;
     const rows = screened.rows;
     const patients = new Set<string>();
     for (const row of rows) for (const p of patientsOf(parse(row))) patients.add(p);
@@ -195,6 +202,8 @@ export class Repository {
     const { bundle } = history;
     const screened = await this.screenRows(q, ctx, history.rows);
     if (screened.withheld.size) bundle.entry = bundle.entry?.filter((e) => !e.resource || !screened.withheld.has(versionKey(e.resource)));
+    // A deletion carries no content to tell whose it was: a resident is not shown deletions.
+    if (ctx.patient !== undefined) bundle.entry = bundle.entry?.filter((e) => e.resource);
     const rows = screened.rows;
     const patients = new Set<string>();
     for (const row of rows) if (row.content) for (const p of patientsOf(parse(row))) patients.add(p);
@@ -226,6 +235,10 @@ export class Repository {
   private async screenOne(q: Queryable, ctx: RequestContext, interaction: Interaction, resource: Resource, where: string): Promise<void> {
     if (!this.consent) return;
     const verdict = await this.consent.check(q, ctx, [resource]);
+    if (verdict.withheld.size && ctx.patient !== undefined) {
+      await recordAccess(this.db, ctx, [{ interaction, outcome: '4', outcomeText: "not the resident's own record", resources: [where], patients: [] }]);
+      throw new GatewayError('GW_ERR_FORBIDDEN', `${where} is not part of the resident's own record`, { expression: where });
+    }
     if (verdict.withheld.size) {
       const message = `${where} is withheld by the patient's consent; in an emergency a clinician may break the glass (X-Break-Glass: <reason>, with X-User-Id)`;
       await recordAccess(this.db, ctx, [{ interaction, outcome: '4', outcomeText: 'withheld by consent', resources: [where], patients: patientsOf(resource) }]);

@@ -49,6 +49,7 @@ export function restContext(req: FastifyRequest): RequestContext {
     scopes: auth?.scopes ?? [],
     role: auth?.role,
     subordinates: auth?.subordinates,
+    ...(auth?.patient ? { patient: auth.patient } : {}),
     ...breakGlassOf(req),
   };
 }

@@ -8,13 +8,14 @@ import type { OperationDefinition } from '@medplum/fhirtypes';
 import { GatewayError } from '../../errors.js';
 import { FHIR_BASE } from '../systems.js';
 import { restContext, FHIR_JSON } from '../routes.js';
-import { assertCan, can } from '../../auth/policy.js';
+import { assertCan, can, forbidden } from '../../auth/policy.js';
+import type { RequestContext } from '../context.js';
 import { isKnownResourceType } from '../definitions.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../store/index.js';
 import { recordsOfPatient } from '../../mpi/index.js';
-import { everythingBundle, everythingPage, type EverythingQuery } from '../../ehr/index.js';
-import { recordAccess } from '../../audit/index.js';
+import { everythingBundle, everythingPage, samePerson, type EverythingQuery } from '../../ehr/index.js';
+import { patientAccessLog, recordAccess } from '../../audit/index.js';
 import type { RecordGuard } from '../repository.js';
 
 export const EVERYTHING_DEFINITION: OperationDefinition = {
@@ -58,7 +59,7 @@ function one(q: Query, name: string): string | undefined {
 }
 
 function parseQuery(q: Query, config: Config): EverythingQuery {
-  const known = new Set(['start', 'end', '_since', '_type', '_count', '_cursor', '_format', 'break-glass']);
+  const known = new Set(['start', 'end', '_since', '_type', '_count', '_cursor', '_format']);
   for (const k of Object.keys(q)) if (!known.has(k)) throw new GatewayError('GW_ERR_BAD_REQUEST', `Unknown parameter ${k} for $everything`, { expression: k });
   const types = ([] as string[]).concat(q._type ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
   for (const t of types) if (!isKnownResourceType(t)) throw new GatewayError('GW_ERR_BAD_REQUEST', `_type: unknown resource type "${t}"`, { expression: '_type' });
@@ -71,6 +72,36 @@ function parseQuery(q: Query, config: Config): EverythingQuery {
   return { since: one(q, '_since'), start: one(q, 'start'), end: one(q, 'end'), types, count: Math.min(count, config.maxPageSize), cursor };
 }
 
+export const ACCESS_LOG_DEFINITION: OperationDefinition = {
+  resourceType: 'OperationDefinition',
+  id: 'Patient-access-log',
+  url: `${FHIR_BASE}/OperationDefinition/Patient-access-log`,
+  version: '0.1.0',
+  name: 'AccessLog',
+  title: 'Who accessed my record',
+  status: 'active',
+  kind: 'operation',
+  description:
+    "The resident's access log: every recorded access to any of the person's records, newest first (when, what, which system, institution and user, purpose, outcome). " +
+    "For the resident's own app (patient/ scopes and the resident in the token) and for auditors.",
+  affectsState: false,
+  code: 'access-log',
+  resource: ['Patient'],
+  system: false,
+  type: false,
+  instance: true,
+  parameter: [
+    { name: '_count', use: 'in', min: 0, max: '1', type: 'integer', documentation: 'Page size (default 50).' },
+    { name: 'return', use: 'out', min: 1, max: '1', type: 'Bundle', documentation: 'A searchset of AuditEvents.' },
+  ],
+};
+
+/** A resident's app may act only on the resident's own person. */
+async function assertOwnRecord(db: Db, ctx: RequestContext, patientId: string): Promise<void> {
+  if (ctx.patient === undefined) return;
+  if (!(await samePerson(db, ctx.patient)).has(patientId)) throw forbidden(`Patient/${patientId} is not the resident's own record`, `Patient/${patientId}`);
+}
+
 export async function registerEverythingRoutes(app: FastifyInstance, deps: { config: Config; db: Db; guard?: RecordGuard }): Promise<void> {
   const { db, config, guard } = deps;
   const base = `${config.baseUrl}/fhir`;
@@ -78,6 +109,7 @@ export async function registerEverythingRoutes(app: FastifyInstance, deps: { con
     const ctx = restContext(req);
     assertCan(ctx, 'Patient', 'r');
     const query = parseQuery(req.query as Query, config);
+    await assertOwnRecord(db, ctx, req.params.id);
     const records = await recordsOfPatient(db, req.params.id);
     if (!records) throw new GatewayError('GW_ERR_NOT_FOUND', `Patient/${req.params.id} not found`, { expression: `Patient/${req.params.id}` });
     const page = await everythingPage(db, records.patients.map((p) => p.id as string), query, (t) => can(ctx, t, 'r'));
@@ -106,6 +138,33 @@ export async function registerEverythingRoutes(app: FastifyInstance, deps: { con
     ]);
     return bundle;
   };
+  app.get<{ Params: { id: string } }>('/Patient/:id/$access-log', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const ctx = restContext(req);
+    if (ctx.patient === undefined) assertCan(ctx, 'AuditEvent', 'r');
+    await assertOwnRecord(db, ctx, req.params.id);
+    const q = req.query as Query;
+    const countRaw = one(q, '_count');
+    const count = countRaw === undefined ? 50 : Number(countRaw);
+    if (!Number.isSafeInteger(count) || count < 1) throw new GatewayError('GW_ERR_BAD_REQUEST', '_count must be a positive whole number', { expression: '_count' });
+    const before = one(q, '_before');
+    if (before !== undefined && Number.isNaN(Date.parse(before))) throw new GatewayError('GW_ERR_BAD_REQUEST', '_before must be an instant', { expression: '_before' });
+    const records = await recordsOfPatient(db, req.params.id);
+    if (!records) throw new GatewayError('GW_ERR_NOT_FOUND', `Patient/${req.params.id} not found`, { expression: `Patient/${req.params.id}` });
+    const refs = records.patients.map((p) => `Patient/${p.id}`);
+    const page = await patientAccessLog(db, refs, Math.min(count, 500), before);
+    const self = `${base}/Patient/${req.params.id}/$access-log`;
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      link: [
+        { relation: 'self', url: self },
+        ...(page.next ? [{ relation: 'next', url: `${self}?_count=${count}&_before=${encodeURIComponent(page.next)}` }] : []),
+      ],
+      entry: page.events.map((e) => ({ fullUrl: `${base}/AuditEvent/${e.id}`, resource: e, search: { mode: 'match' } })),
+    };
+    await recordAccess(db, ctx, [{ interaction: 'operation', operation: '$access-log', outcome: '0', resources: [], patients: refs }]);
+    return reply.code(200).header('content-type', FHIR_JSON).send(bundle);
+  });
   app.get<{ Params: { id: string } }>('/Patient/:id/$everything', { config: { interaction: 'operation' } }, async (req, reply) =>
     reply.code(200).header('content-type', FHIR_JSON).send(await handler(req)),
   );

@@ -10,7 +10,7 @@ import type { Bundle, Identifier, OperationDefinition, Parameters, ParametersPar
 import { GatewayError } from '../../errors.js';
 import { FHIR_BASE, HEALTH_CARD_SYSTEM, ID_CARD_SYSTEM, MEDICAL_INSURANCE_SYSTEM, MRN_SYSTEM_PREFIX } from '../systems.js';
 import { restContext, FHIR_JSON } from '../routes.js';
-import { assertCan } from '../../auth/policy.js';
+import { assertCan, assertNotResident } from '../../auth/policy.js';
 import { recordAccess } from '../../audit/index.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../store/index.js';
@@ -119,6 +119,7 @@ export async function registerMpiRoutes(app: FastifyInstance, deps: { config: Co
 
   const pix = async (req: FastifyRequest): Promise<Parameters> => {
     const ctx = restContext(req);
+    assertNotResident(ctx, 'Patient/$ihe-pix');
     assertCan(ctx, 'Patient', 'r');
     const { source, targets } = pixInput(req);
     const bar = source.indexOf('|');
@@ -167,6 +168,7 @@ export async function registerMpiRoutes(app: FastifyInstance, deps: { config: Co
 
   app.post('/Patient/$match', opts, async (req, reply) => {
     const ctx = restContext(req);
+    assertNotResident(ctx, 'Patient/$match');
     assertCan(ctx, 'Patient', 's');
     const body = req.body as Parameters | undefined;
     if (body?.resourceType !== 'Parameters') throw bad('The body of $match must be a Parameters resource', 'resourceType');
