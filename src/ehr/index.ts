@@ -9,6 +9,7 @@ import { patientsOf } from '../fhir/compartment.js';
 import { checkConsent, recordBreakGlass, type ConsentVerdict } from './consent.js';
 
 export { everythingBundle, everythingPage, markedEntries, institutionCode, SOURCE_INSTITUTION_EXTENSION, type EverythingQuery, type EverythingPage } from './everything.js';
+export { summaryDocument, summarySections, type SummaryOptions } from './summary.js';
 export { checkConsent, samePerson, sensitivityOf, assertMayBreakGlass, ACT_CODE_SYSTEM, SENSITIVE_CATEGORIES, type ConsentVerdict } from './consent.js';
 
 /** Consent as the repository and the operations apply it to what they are about to return. */

@@ -113,6 +113,46 @@ for (const backend of BACKENDS) {
       t.equal(pages, 5, 'one per page, and a last page saying there is no more');
     });
 
+    t.test('$summary: a document of problems, allergies, medications, last results, encounters, imaging', async (t) => {
+      const id = reg.json<Patient>().id as string;
+      const subject = { reference: `Patient/${id}` };
+      const add = async (resource: Record<string, unknown>) => {
+        const r = await app.inject({ method: 'POST', url: `/fhir/${String(resource.resourceType)}`, headers: { ...FHIR_HEADERS, ...county }, payload: { ...resource, subject, ...(resource.resourceType === 'AllergyIntolerance' ? { subject: undefined, patient: subject } : {}) } });
+        t.equal(r.statusCode, 201, String(resource.resourceType));
+        return r.json<{ id: string }>().id;
+      };
+      const active = await add({ resourceType: 'Condition', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] }, code: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10', code: 'I10.x00', display: '高血压' }] } });
+      const resolved = await add({ resourceType: 'Condition', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }] }, code: { text: '急性支气管炎' } });
+      const allergy = await add({ resourceType: 'AllergyIntolerance', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] }, code: { text: '青霉素' } });
+      const med = await add({ resourceType: 'MedicationRequest', status: 'active', intent: 'order', medicationCodeableConcept: { text: '氨氯地平 5mg' } });
+      const stopped = await add({ resourceType: 'MedicationRequest', status: 'stopped', intent: 'order', medicationCodeableConcept: { text: '卡托普利' } });
+      const older = await add({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] }, effectiveDateTime: '2026-01-01T08:00:00+08:00', valueQuantity: { value: 7.9, unit: 'mmol/L' } });
+      const imaging = await add({ resourceType: 'ImagingStudy', status: 'available', started: '2026-11-02T10:00:00+08:00' });
+      const r = await everything(id, '').then(() => app.inject({ url: `/fhir/Patient/${id}/$summary`, headers: county }));
+      t.equal(r.statusCode, 200);
+      const doc = r.json<Bundle>();
+      t.equal(doc.type, 'document');
+      t.ok(doc.identifier?.value && doc.timestamp);
+      const composition = doc.entry?.[0]?.resource as { resourceType: string; section: { code: { coding: { code: string }[] }; entry?: { reference: string }[] }[] };
+      t.equal(composition.resourceType, 'Composition');
+      const section = (code: string) => (composition.section.find((x) => x.code.coding[0].code === code)?.entry ?? []).map((e) => e.reference.replace('http://gateway.test/fhir/', ''));
+      t.same(section('11450-4'), [`Condition/${active}`], 'active problems only');
+      t.notOk(section('11450-4').includes(`Condition/${resolved}`));
+      t.same(section('48765-2'), [`AllergyIntolerance/${allergy}`]);
+      t.same(section('10160-0'), [`MedicationRequest/${med}`], 'current medications only');
+      t.notOk(section('10160-0').includes(`MedicationRequest/${stopped}`));
+      const results = section('30954-2');
+      t.equal(results.length, 1, 'one glucose: the last one');
+      t.not(results[0], `Observation/${older}`, 'the township result of November, not the January one');
+      t.same(section('46240-8').length, 1);
+      t.same(section('18748-4'), [`ImagingStudy/${imaging}`]);
+      const cited = new Set((doc.entry ?? []).map((e) => `${e.resource?.resourceType}/${e.resource?.id}`));
+      for (const code of ['11450-4', '30954-2']) for (const ref of section(code)) t.ok(cited.has(ref), `${ref} is in the document`);
+      const townshipResult = doc.entry?.find((e) => `${e.resource?.resourceType}/${e.resource?.id}` === results[0]);
+      t.equal(townshipResult?.extension?.[0]?.valueReference?.identifier?.value, TOWNSHIP, 'marked with its institution');
+      t.equal((await app.inject({ url: `/fhir/Patient/${id}/$summary?x=1`, headers: county })).statusCode, 400);
+    });
+
     t.test('bad requests', async (t) => {
       const id = reg.json<Patient>().id as string;
       t.equal((await everything('no-such-patient')).statusCode, 404);

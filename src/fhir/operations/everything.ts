@@ -14,7 +14,7 @@ import { isKnownResourceType } from '../definitions.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../store/index.js';
 import { recordsOfPatient } from '../../mpi/index.js';
-import { everythingBundle, everythingPage, samePerson, type EverythingQuery } from '../../ehr/index.js';
+import { everythingBundle, everythingPage, markedEntries, samePerson, summaryDocument, type EverythingQuery } from '../../ehr/index.js';
 import { patientAccessLog, recordAccess } from '../../audit/index.js';
 import type { RecordGuard } from '../repository.js';
 
@@ -96,6 +96,32 @@ export const ACCESS_LOG_DEFINITION: OperationDefinition = {
   ],
 };
 
+export const SUMMARY_DEFINITION: OperationDefinition = {
+  resourceType: 'OperationDefinition',
+  id: 'Patient-summary',
+  url: `${FHIR_BASE}/OperationDefinition/Patient-summary`,
+  version: '0.1.0',
+  name: 'Summary',
+  title: 'Patient summary for a referral',
+  status: 'active',
+  kind: 'operation',
+  description:
+    'A document Bundle (Composition first, after the International Patient Summary) of the whole person across the community: active problems, allergies, ' +
+    'current medications, the last result of each test, recent encounters and recent imaging; each entry marked with its source institution; filtered by consent.',
+  affectsState: false,
+  code: 'summary',
+  base: 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary',
+  resource: ['Patient'],
+  system: false,
+  type: false,
+  instance: true,
+  parameter: [{ name: 'return', use: 'out', min: 1, max: '1', type: 'Bundle', documentation: 'A document Bundle.' }],
+};
+
+const SUMMARY_TYPES = ['Condition', 'AllergyIntolerance', 'MedicationRequest', 'MedicationStatement', 'Observation', 'Encounter', 'ImagingStudy', 'DiagnosticReport'];
+/** Most resources read to build one summary. */
+const SUMMARY_LIMIT = 5000;
+
 /** A resident's app may act only on the resident's own person. */
 async function assertOwnRecord(db: Db, ctx: RequestContext, patientId: string): Promise<void> {
   if (ctx.patient === undefined) return;
@@ -163,6 +189,31 @@ export async function registerEverythingRoutes(app: FastifyInstance, deps: { con
       entry: page.events.map((e) => ({ fullUrl: `${base}/AuditEvent/${e.id}`, resource: e, search: { mode: 'match' } })),
     };
     await recordAccess(db, ctx, [{ interaction: 'operation', operation: '$access-log', outcome: '0', resources: [], patients: refs }]);
+    return reply.code(200).header('content-type', FHIR_JSON).send(bundle);
+  });
+  app.get<{ Params: { id: string } }>('/Patient/:id/$summary', { config: { interaction: 'operation' } }, async (req, reply) => {
+    const ctx = restContext(req);
+    assertCan(ctx, 'Patient', 'r');
+    for (const k of Object.keys(req.query as Query)) if (k !== '_format') throw new GatewayError('GW_ERR_BAD_REQUEST', `Unknown parameter ${k} for $summary`, { expression: k });
+    await assertOwnRecord(db, ctx, req.params.id);
+    const records = await recordsOfPatient(db, req.params.id);
+    if (!records) throw new GatewayError('GW_ERR_NOT_FOUND', `Patient/${req.params.id} not found`, { expression: `Patient/${req.params.id}` });
+    const ids = records.patients.map((p) => p.id as string);
+    const resources = [];
+    let cursor: number | undefined;
+    do {
+      const page = await everythingPage(db, ids, { types: SUMMARY_TYPES, count: 1000, cursor }, (t) => can(ctx, t, 'r'));
+      resources.push(...page.resources);
+      cursor = page.next;
+    } while (cursor !== undefined && resources.length < SUMMARY_LIMIT);
+    const verdict = guard ? await guard.check(db, ctx, resources) : { withheld: new Set(), revealed: [] };
+    const shown = resources.filter((r) => !verdict.withheld.has(r));
+    const { bundle, cited } = summaryDocument({ person: records.person, patients: records.patients, subject: req.params.id }, shown, { recent: 5, results: 20, baseUrl: base });
+    await guard?.recordBreakGlass(db, ctx, verdict.revealed.filter((r) => cited.includes(r)));
+    bundle.entry = (await markedEntries(db, cited, base)).map(({ search: _search, ...e }) => e);
+    await recordAccess(db, ctx, [
+      { interaction: 'operation', operation: '$summary', outcome: '0', resources: cited.filter((r) => r.resourceType !== 'Composition').map((r) => `${r.resourceType}/${r.id}`), patients: ids.map((i) => `Patient/${i}`) },
+    ]);
     return reply.code(200).header('content-type', FHIR_JSON).send(bundle);
   });
   app.get<{ Params: { id: string } }>('/Patient/:id/$everything', { config: { interaction: 'operation' } }, async (req, reply) =>

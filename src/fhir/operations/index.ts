@@ -13,7 +13,7 @@ import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
-import { ACCESS_LOG_DEFINITION, EVERYTHING_DEFINITION, registerEverythingRoutes } from './everything.js';
+import { ACCESS_LOG_DEFINITION, EVERYTHING_DEFINITION, SUMMARY_DEFINITION, registerEverythingRoutes } from './everything.js';
 import { LINK_DEFINITION, MERGE_DEFINITION, UNLINK_DEFINITION, UNMERGE_DEFINITION, registerMergeRoutes } from './merge.js';
 
 export interface OperationEntry {
@@ -29,6 +29,7 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: MATCH_DEFINITION, types: ['Patient'] },
   { definition: EVERYTHING_DEFINITION, types: ['Patient'] },
   { definition: ACCESS_LOG_DEFINITION, types: ['Patient'] },
+  { definition: SUMMARY_DEFINITION, types: ['Patient'] },
   { definition: MERGE_DEFINITION, types: ['Patient'] },
   { definition: UNMERGE_DEFINITION, types: ['Patient'] },
   { definition: UNLINK_DEFINITION, types: ['Person'] },
