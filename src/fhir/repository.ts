@@ -15,12 +15,14 @@ import type { RequestContext } from './context.js';
 import { executeWrites, type IdentityHook, type ResourceValidator, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
 import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
-import { isKnownResourceType } from './definitions.js';
+import { isKnownResourceType, searchParametersOf } from './definitions.js';
 
 /** Consent enforcement on what reads return (src/ehr); injected so that this module stays transport- and policy-agnostic. */
 export interface RecordGuard {
   check(q: Queryable, ctx: RequestContext, resources: readonly Resource[]): Promise<{ readonly withheld: ReadonlySet<Resource>; readonly revealed: readonly Resource[] }>;
   recordBreakGlass(q: Queryable, ctx: RequestContext, revealed: readonly Resource[]): Promise<void>;
+  /** The Patient ids of the resident's person, for a resident's context. */
+  residentPatients(q: Queryable, ctx: RequestContext): Promise<string[]>;
 }
 
 export interface RepositoryOptions {
@@ -167,7 +169,7 @@ export class Repository {
         throw new GatewayError('GW_ERR_FORBIDDEN', "A resident's app may not count resources (_summary=count, _total)", { expression: query._total !== undefined ? '_total' : '_summary' });
       }
     });
-    const { bundle, matches, included: all } = await searchBundle(q, type, query, options);
+    const { bundle, matches, included: all } = await searchBundle(q, type, await this.confine(q, ctx, type, query), options);
     // Included resources of types the client may not read are left out of the page.
     const included = all.filter((r) => can(ctx, r.type, 'r'));
     if (included.length !== all.length) {
@@ -229,6 +231,22 @@ export class Repository {
       }
       throw e;
     }
+  }
+
+  /**
+   * A resident's search is confined to the resident's own record in the query itself (so that
+   * pages are full): `patient=` on types that have it, `_id=` on Patient, `link=` on Person. Other
+   * types are still screened after the search.
+   */
+  private async confine(q: Queryable, ctx: RequestContext, type: string | undefined, query: SearchQuery): Promise<SearchQuery> {
+    if (ctx.patient === undefined || !this.consent || !type) return query;
+    const own = await this.consent.residentPatients(q, ctx);
+    const refs = own.map((id) => `Patient/${id}`).join(',');
+    const add = (name: string, value: string): SearchQuery => ({ ...query, [name]: [...([] as string[]).concat(query[name] ?? []), value] });
+    if (type === 'Patient') return add('_id', own.join(','));
+    if (type === 'Person') return add('link', refs);
+    if (searchParametersOf(type).patient) return add('patient', refs);
+    return query;
   }
 
   /** Consent on one resource about to be returned: withheld → 403 (audited), revealed by breaking the glass → audited. */

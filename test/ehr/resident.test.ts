@@ -66,6 +66,13 @@ for (const backend of BACKENDS) {
       t.equal((await get(`/fhir/Observation/${own2.id}`)).statusCode, 200);
       t.same(ids((await get('/fhir/Observation')).json()).sort(), [`Observation/${own1.id}`, `Observation/${own2.id}`].sort());
       t.same(ids((await get('/fhir/Patient')).json()).sort(), [`Patient/${rc.id}`, `Patient/${rt.id}`].sort());
+      // The search itself is confined to her record, so pages are full and next links lead on.
+      const first = (await get('/fhir/Observation?_count=1')).json<Bundle>();
+      t.equal(first.entry?.length, 1);
+      const next = first.link?.find((l) => l.relation === 'next')?.url?.replace('http://gateway.test', '');
+      t.ok(next, 'a next page');
+      const second = (await get(next as string)).json<Bundle>();
+      t.same([...ids(first), ...ids(second)].sort(), [`Observation/${own1.id}`, `Observation/${own2.id}`].sort());
       const all = ids((await get(`/fhir/Patient/${rc.id}/$everything`)).json());
       t.ok(all.includes(`Observation/${own1.id}`) && all.includes(`Observation/${own2.id}`));
       t.notOk(all.includes(`Observation/${others.id}`));
