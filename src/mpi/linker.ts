@@ -40,6 +40,9 @@ export interface LinkOutcome {
   readonly review: readonly string[];
 }
 
+/** Most candidate persons queued for review with one new record. */
+const MAX_REVIEW_CANDIDATES = 3;
+
 function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url').slice(0, 24);
 }
@@ -205,10 +208,19 @@ export function flagPatient(patient: Patient): void {
 /** The write requests that store each Person from its links (PUT), or delete it when no link is left. */
 export async function personWrites(q: Queryable, persons: ReadonlyMap<string, readonly PersonLink[]>): Promise<NestedWrite[]> {
   const ids = [...persons.values()].flatMap((links) => links.map((l) => (l.target.reference ?? '').replace(/^Patient\//, '')));
-  const patients = await readMany<Patient>(q, 'Patient', ids);
-  return [...persons].map(([id, links]) =>
-    links.length === 0 ? { method: 'DELETE' as const, type: 'Person', id } : { method: 'PUT' as const, type: 'Person', id, resource: personContent(id, links, patients) },
-  );
+  const [patients, stored] = await Promise.all([readMany<Patient>(q, 'Patient', ids), readMany<Person>(q, 'Person', [...persons.keys()])]);
+  const same = (a: Person | undefined, b: Person) => !!a && JSON.stringify({ ...a, meta: undefined }) === JSON.stringify({ ...b, meta: undefined });
+  const out: NestedWrite[] = [];
+  for (const [id, links] of persons) {
+    if (links.length === 0) {
+      out.push({ method: 'DELETE', type: 'Person', id });
+      continue;
+    }
+    const next = personContent(id, links, patients);
+    // An update that changes nothing of the golden record writes no new version of it.
+    if (!same(stored.get(id), { ...next, meta: stored.get(id)?.meta })) out.push({ method: 'PUT', type: 'Person', id, resource: next });
+  }
+  return out;
 }
 
 /** Re-derives one Person from its links and writes it. */
@@ -242,22 +254,24 @@ export async function linkPatients(q: Queryable, patients: readonly Patient[], c
       await storeKeys(q, d.id, []);
       continue;
     }
-    await storeKeys(q, d.id, blockingKeys(d), lookupKeys(d));
     // A first version cannot be linked yet, unless earlier in this transaction.
     const current = linked.get(d.id) ?? (patient.meta?.versionId === '1' ? undefined : (await personsOf(q, [d.id])).get(d.id));
     if (current) {
-      // Already one person's: refresh the golden record; links change only by link/unlink/merge.
+      // Already one person's: refresh its keys and the golden record; links change only by link/unlink/merge.
+      await storeKeys(q, d.id, blockingKeys(d));
       pending.set(current, await linksOf(current));
       out.push({ patient: d.id, person: current, action: 'kept', review: [] });
       continue;
     }
+    await storeKeys(q, d.id, blockingKeys(d), lookupKeys(d));
     const candidates = await scoreCandidates(q, d, options.thresholds, new Set(), linked);
     const conflicted = d.idCardConflicts.length > 0;
     const best = candidates[0];
     // A conflicting ID card number is used for nothing: the link, if any, rests on the other fields,
     // and the record is queued for a person to check either way.
     const auto = best && (best.best.deterministic ? best.best.weight === Infinity : !best.sameInstitution && best.best.weight >= options.thresholds.autoLink);
-    const review: PersonCandidate[] = candidates.filter((c) => (c === best && auto ? conflicted : c.best.weight >= options.thresholds.review));
+    // The best few candidates go to review; a crowd of look-alikes is one question, not dozens.
+    const review: PersonCandidate[] = candidates.filter((c) => (c === best && auto ? conflicted : c.best.weight >= options.thresholds.review)).slice(0, MAX_REVIEW_CANDIDATES);
     let personId: string;
     if (auto) {
       personId = best.person;

@@ -161,6 +161,19 @@ for (const backend of BACKENDS) {
       t.ok(task?.input?.some((i) => i.valueCode === 'possible'));
     });
 
+    t.test('an update keeps the link; the golden record gets a new version only when it changes', async (t) => {
+      const person = async () => (await app.inject(`/fhir/Person?link=Patient/${pt.id}`)).json<Bundle<Person>>().entry?.[0]?.resource as Person;
+      const before = await person();
+      const same = await app.inject({ method: 'PUT', url: `/fhir/Patient/${pt.id}`, headers: FHIR_HEADERS, payload: { ...township, id: pt.id } });
+      t.equal(same.statusCode, 200);
+      t.equal((await person()).meta?.versionId, before.meta?.versionId, 'nothing of the golden record changed');
+      const moved = await app.inject({ method: 'PUT', url: `/fhir/Patient/${pt.id}`, headers: FHIR_HEADERS, payload: { ...township, id: pt.id, name: [{ text: 'ZHANG JIANGUO' }, { text: '张建国' }] } });
+      t.equal(moved.statusCode, 200);
+      const after = await person();
+      t.equal(after.id, before.id, 'still the same person');
+      t.not(after.meta?.versionId, before.meta?.versionId, 'a new name is carried to the golden record');
+    });
+
     t.test('auditors see every link decision', async (t) => {
       const auditor = { authorization: `Bearer ${await ta.token('auditor')}` };
       const links = await app.inject({ url: `/fhir/AuditEvent?subtype=mpi-link&patient=Patient/${pt.id}`, headers: auditor });
