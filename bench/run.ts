@@ -19,6 +19,8 @@
  *                        (e.g. `mllp` for the MLLP workloads alone)
  *   BENCH_SERVER_ENTRY   server entry file (default src/server.ts, run with tsx)
  *   BENCH_NOTIFY_RATE    writes per second of the subscription latency workload (default 200)
+ *   BENCH_MPI_PEOPLE     residents of the identity-matching workload, each registered at 3
+ *                        institutions (default 200; select it alone with BENCH_ONLY=mpi)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -30,6 +32,7 @@ import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js
 import { run, workloads, type SeededData, type WorkloadResult } from './workloads.js';
 import { mllpWorkloads, runMllp, type MllpResult } from './mllp.js';
 import { runSubscriptionLatency, type SubscriptionResult } from './subscriptions.js';
+import { mpiTable, runMpi, type MpiResult } from './mpi.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -50,6 +53,7 @@ const settings = {
   observations: intEnv('BENCH_OBSERVATIONS', 10000),
   batch: intEnv('BENCH_BATCH', 100),
   notifyRate: intEnv('BENCH_NOTIFY_RATE', 200),
+  mpiPeople: intEnv('BENCH_MPI_PEOPLE', 200),
   only: (process.env.BENCH_ONLY ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -175,8 +179,15 @@ async function main(): Promise<void> {
       }
     }
 
+    const mpiResults: MpiResult[] = [];
+    if (!interrupted && (settings.only.length === 0 || settings.only.some((o) => 'mpi link'.includes(o)))) {
+      console.log(`running MPI linking of ${settings.mpiPeople} people registered at 3 institutions`);
+      mpiResults.push(await runMpi(gateway.baseUrl, authorization, settings.mpiPeople));
+    }
+
     console.log(`\n${table(results, mllpResults)}\n`);
     if (subscriptionResults.length > 0) console.log(`${subscriptionTable(subscriptionResults)}\n`);
+    if (mpiResults.length) console.log(`${mpiTable(mpiResults)}\n`);
     const report = {
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
@@ -187,6 +198,7 @@ async function main(): Promise<void> {
       workloads: results,
       mllp: mllpResults,
       subscriptions: subscriptionResults,
+      mpi: mpiResults,
     };
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
