@@ -20,6 +20,14 @@ export type Backend = 'pglite' | 'postgres';
  */
 export const BACKENDS: readonly Backend[] = TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
 
+/**
+ * The backend of the scale tests (hundreds of connections, thousands of writes, populations of
+ * people): the real PostgreSQL when TEST_DATABASE_URL is set (CI), else the embedded PGlite (npm
+ * test on a bare machine). They run once, so the suite stays short; what they check at scale is
+ * checked on both backends in small by the other tests.
+ */
+export const SCALE_BACKENDS: readonly Backend[] = TEST_DATABASE_URL ? ['postgres'] : ['pglite'];
+
 export interface TestDb {
   readonly db: Db;
   /** Connection settings for a second store on the same database (restart tests). */

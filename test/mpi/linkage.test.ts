@@ -4,12 +4,13 @@
  * thresholds with pairwise precision ≥ 0.99 and recall ≥ 0.95.
  */
 import t from 'tap';
-import { BACKENDS, openTestDb } from '../helpers/db.js';
+import { SCALE_BACKENDS, openTestDb } from '../helpers/db.js';
 import { loadConfig } from '../../src/config.js';
 import { createFhirServices } from '../../src/fhir/index.js';
 import { linkageQuality, population, registerPopulation } from '../helpers/mpi-population.js';
 
-for (const backend of BACKENDS) {
+// A scale test (200 people × 3 registrations): once, on PostgreSQL in CI, else on PGlite.
+for (const backend of SCALE_BACKENDS) {
   t.test(backend, async (t) => {
     const tdb = await openTestDb(backend);
     t.teardown(() => tdb.close());
