@@ -92,7 +92,13 @@ export interface Gateway {
   readonly command: string;
   /** Last lines the process wrote, for error reports. */
   output(): string;
+  /** The last 200 lines the process wrote (its JSON log). */
+  lines(): readonly string[];
+  readonly pid: number | undefined;
+  /** Graceful stop (SIGTERM, then SIGKILL after 10 s). */
   stop(): Promise<void>;
+  /** A crash: SIGKILL, nothing finished or released. */
+  kill(): Promise<void>;
 }
 
 /** The entry to run: BENCH_SERVER_ENTRY, else src/server.ts through tsx (never a stale build). */
@@ -147,12 +153,19 @@ export async function startGateway(options: { root: string; databaseUrl: string;
     mllpPort,
     command: label,
     output: () => lines.slice(-40).join('\n'),
+    lines: () => [...lines],
+    pid: child.pid,
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exit;
       clearTimeout(timer);
+    },
+    async kill() {
+      if (exited) return;
+      child.kill('SIGKILL');
+      await exit;
     },
   };
 

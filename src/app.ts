@@ -61,7 +61,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     void reply.code(status).header('content-type', 'application/fhir+json; charset=utf-8').send(outcome);
   });
 
-  await app.register(hygienePlugin, { rateLimitMax: config.rateLimitMax, rateLimitWindowMs: config.rateLimitWindowMs, redis: deps.redis });
+  await app.register(hygienePlugin, { rateLimitMax: config.rateLimitMax, rateLimitWindowMs: config.rateLimitWindowMs, redis: deps.redis, redisKeyPrefix: config.redisKeyPrefix });
   // Every route registered after this needs a valid bearer token, but for PUBLIC_ROUTES.
   await app.register(authPlugin, { config, db: deps.db });
   await app.register(opsPlugin, { db: deps.db });
@@ -77,7 +77,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
-  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, commits: deps.fhir.subscriptions });
+  const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, redisPrefix: config.redisKeyPrefix, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({
     db: deps.db,
     keys: app.auth.keys,

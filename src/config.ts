@@ -34,6 +34,8 @@ export interface Config {
   /** Lifetime of issued access tokens, in seconds. */
   readonly tokenTtlSeconds: number;
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key of this gateway (several communities, or tests, sharing one Redis). */
+  readonly redisKeyPrefix: string;
   readonly rateLimitMax: number;
   readonly rateLimitWindowMs: number;
   /** Digest of the audit hash chains: SM3 (GB/T 32905), SHA-256, or `auto` (SM3 when available). */
@@ -147,6 +149,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     key: 'redisUrl',
     type: 'url',
     description: 'Redis (`redis://host:6379`) shared by several gateway instances: rate limits, and subscription delivery through a stream with a consumer group. Unset: in process.',
+  },
+  {
+    name: 'REDIS_KEY_PREFIX',
+    key: 'redisKeyPrefix',
+    type: 'string',
+    default: 'county-hie:',
+    description: 'Prefix of every Redis key the gateway uses; the instances of one gateway share it, another gateway on the same Redis takes its own.',
   },
   { name: 'RATE_LIMIT_MAX', key: 'rateLimitMax', type: 'integer', default: '60000', min: 0, description: 'Requests one client may make per window (0: no limit).' },
   { name: 'RATE_LIMIT_WINDOW_MS', key: 'rateLimitWindowMs', type: 'integer', default: '60000', min: 1000, description: 'Length of the rate-limit window, in milliseconds.' },

@@ -43,8 +43,18 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   maintenance.unref();
   const fhir = await createFhirServices(config, db);
   const demoLoaded = config.demoData ? await loadDemoIfEmpty(db, fhir, logger) : false;
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: false }) : undefined;
+  // Commands fail fast while Redis is away (no offline queue); at start, wait until it answers.
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true }) : undefined;
   redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection problem'));
+  if (redis) {
+    try {
+      await redis.connect();
+    } catch (err) {
+      redis.disconnect();
+      throw new Error(`REDIS_URL is set but Redis does not answer: ${(err as Error).message}`);
+    }
+    logger.info({ redis: new URL(config.redisUrl as string).host }, 'redis connected');
+  }
   const app = await buildApp(config, { db, logger, fhir, redis });
   if (demoLoaded) for (const q of await readDemoQualifications()) await app.recognition.service.qualify(q, { ...SYSTEM_CONTEXT, channel: 'demo' });
   const address = await app.listen({ host: config.host, port: config.port });

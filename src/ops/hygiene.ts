@@ -15,6 +15,8 @@ export interface HygieneOptions {
   readonly rateLimitMax: number;
   readonly rateLimitWindowMs: number;
   readonly redis?: Redis;
+  /** Prefix of the rate-limit keys in Redis. */
+  readonly redisKeyPrefix?: string;
 }
 
 /** The rate-limit bucket of a request: its client once authenticated, else its address. */
@@ -39,7 +41,7 @@ async function hygiene(app: FastifyInstance, opts: HygieneOptions): Promise<void
       keyGenerator: rateLimitKey,
       // Probes from the orchestrator are never throttled.
       allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
-      ...(opts.redis ? { redis: opts.redis, nameSpace: 'hie-rate:' } : {}),
+      ...(opts.redis ? { redis: opts.redis, nameSpace: `${opts.redisKeyPrefix ?? 'county-hie:'}rate:` } : {}),
       skipOnError: false,
       errorResponseBuilder: (_req, context) =>
         new GatewayError('GW_ERR_TOO_MANY_REQUESTS', `Rate limit of ${context.max} requests per ${context.after} exceeded; retry later`),

@@ -143,6 +143,7 @@ export class Dispatcher {
     this.running = true;
     await this.queue.start((item) => this.work(item));
     this.unsubscribe = this.deps.commits?.onCommitted(() => this.wake());
+    this.deps.logger.info({ instance: this.instance, queue: this.queue.kind }, 'subscription dispatcher started');
     this.tick();
   }
 

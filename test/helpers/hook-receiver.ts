@@ -21,8 +21,8 @@ export interface HookReceiver {
   readonly received: Received[];
   /** Answer with this status instead of 200 (undefined: 200). */
   failWith?: number;
-  /** Called with each notification as it arrives. */
-  onNotification?: (r: Received) => void;
+  /** Called with each notification as it arrives; the answer waits for a promise it returns. */
+  onNotification?: (r: Received) => void | Promise<void>;
   start(): Promise<void>;
   /** Stops listening and cuts open connections, as a subscriber that went down. */
   stop(): Promise<void>;
@@ -48,8 +48,9 @@ export async function startReceiver(path = '/hook'): Promise<HookReceiver> {
           const body = Buffer.concat(chunks).toString('utf8');
           const got: Received = { bundle: JSON.parse(body) as Bundle, body, headers: req.headers, at: Date.now() };
           r.received.push(got);
-          r.onNotification?.(got);
-          res.writeHead(200).end();
+          void Promise.resolve(r.onNotification?.(got)).then(() => {
+            if (!res.destroyed) res.writeHead(200).end();
+          });
         });
       });
       server.on('connection', (s) => {
