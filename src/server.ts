@@ -51,7 +51,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
       await redis.connect();
     } catch (err) {
       redis.disconnect();
-      throw new Error(`REDIS_URL is set but Redis does not answer: ${(err as Error).message}`);
+      throw new Error(`REDIS_URL is set but Redis does not answer: ${(err as Error).message}`, { cause: err });
     }
     logger.info({ redis: new URL(config.redisUrl as string).host }, 'redis connected');
   }
