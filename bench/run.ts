@@ -18,6 +18,8 @@
  *   BENCH_ONLY           comma-separated substrings: run only the workloads whose name matches
  *                        (e.g. `mllp` for the MLLP workloads alone)
  *   BENCH_SERVER_ENTRY   server entry file (default src/server.ts, run with tsx)
+ *   BENCH_MPI_PEOPLE     residents of the identity-matching workload, each registered at 3
+ *                        institutions (default 200; select it alone with BENCH_ONLY=mpi)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -28,6 +30,7 @@ import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway, ty
 import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js';
 import { run, workloads, type SeededData, type WorkloadResult } from './workloads.js';
 import { mllpWorkloads, runMllp, type MllpResult } from './mllp.js';
+import { mpiTable, runMpi, type MpiResult } from './mpi.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -47,6 +50,7 @@ const settings = {
   patients: intEnv('BENCH_PATIENTS', 1000),
   observations: intEnv('BENCH_OBSERVATIONS', 10000),
   batch: intEnv('BENCH_BATCH', 100),
+  mpiPeople: intEnv('BENCH_MPI_PEOPLE', 200),
   only: (process.env.BENCH_ONLY ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -153,7 +157,14 @@ async function main(): Promise<void> {
       mllpResults.push(r);
     }
 
+    const mpiResults: MpiResult[] = [];
+    if (!interrupted && (settings.only.length === 0 || settings.only.some((o) => 'mpi link'.includes(o)))) {
+      console.log(`running MPI linking of ${settings.mpiPeople} people registered at 3 institutions`);
+      mpiResults.push(await runMpi(gateway.baseUrl, authorization, settings.mpiPeople));
+    }
+
     console.log(`\n${table(results, mllpResults)}\n`);
+    if (mpiResults.length) console.log(`${mpiTable(mpiResults)}\n`);
     const report = {
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
@@ -163,6 +174,7 @@ async function main(): Promise<void> {
       seed: { patients: settings.patients, observations: settings.observations, mode: seeded.mode, seconds: Number(seeded.seconds.toFixed(2)) },
       workloads: results,
       mllp: mllpResults,
+      mpi: mpiResults,
     };
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });

@@ -60,6 +60,10 @@ export interface Config {
   readonly hl7SpoolDir: string;
   readonly hl7MappingsDir: string;
   readonly recognitionCatalogue: string;
+  /** Identity-matching weight at or above which a new record is linked to a known person automatically. */
+  readonly mpiAutoLinkWeight: number;
+  /** Weight at or above which (below the auto-link weight) a possible match is queued for review. */
+  readonly mpiReviewWeight: number;
 }
 
 interface EnvVar {
@@ -219,6 +223,24 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: './mappings/recognition/catalogue.json',
     description: 'The mutual-recognition catalogue (items, validity windows, scopes, prices, versions by effective date), checked at start; a bad file stops start-up.',
   },
+  {
+    name: 'MPI_AUTO_LINK_WEIGHT',
+    key: 'mpiAutoLinkWeight',
+    type: 'integer',
+    default: '10',
+    min: 1,
+    max: 40,
+    description: 'Master patient index: a record whose match weight with a known person (name 5–6, birth date 5, phone 3, address 1.5, sex 0.5; disagreements subtract) reaches this is linked to that person automatically.',
+  },
+  {
+    name: 'MPI_REVIEW_WEIGHT',
+    key: 'mpiReviewWeight',
+    type: 'integer',
+    default: '6',
+    min: 0,
+    max: 40,
+    description: 'Master patient index: a weight from this up to `MPI_AUTO_LINK_WEIGHT` starts a person of its own and queues a review Task (`Task?code=review-link`); below it, a new person.',
+  },
 ];
 
 export class ConfigError extends Error {
@@ -299,6 +321,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   if (config.maxPageSize < config.defaultPageSize) {
     throw new ConfigError([`DEFAULT_PAGE_SIZE=${config.defaultPageSize} is above MAX_PAGE_SIZE=${config.maxPageSize}`]);
+  }
+  if (config.mpiReviewWeight >= config.mpiAutoLinkWeight) {
+    throw new ConfigError([`MPI_REVIEW_WEIGHT=${config.mpiReviewWeight} must be below MPI_AUTO_LINK_WEIGHT=${config.mpiAutoLinkWeight}`]);
   }
   if ((config.mllpTlsKeyFile === undefined) !== (config.mllpTlsCertFile === undefined)) {
     throw new ConfigError(['MLLP_TLS_KEY_FILE and MLLP_TLS_CERT_FILE must be set together']);

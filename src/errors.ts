@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   GW_ERR_UNAUTHORIZED: { status: 401, issue: 'login' },
   GW_ERR_INVALID_TOKEN: { status: 401, issue: 'security' },
   GW_ERR_FORBIDDEN: { status: 403, issue: 'forbidden' },
+  /** Withheld by the patient's consent; a clinician may break the glass in an emergency. */
+  GW_ERR_CONSENT_RESTRICTED: { status: 403, issue: 'suppressed' },
   GW_ERR_TOO_MANY_REQUESTS: { status: 429, issue: 'throttled' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -181,5 +181,7 @@ export interface EventColumns {
 export function eventColumns(rec: AccessRecord): EventColumns {
   const patientRefs = [...new Set(rec.patients.map((p) => plainReference(p) ?? p))];
   const entityRefs = [...new Set([...patientRefs, ...rec.resources.map((r) => plainReference(r) ?? r)])];
-  return { action: ACTION[rec.interaction], subtype: rec.interaction, outcome: rec.outcome, patientRefs, entityRefs };
+  // An operation is searched by its name (`subtype=$merge`, `subtype=mpi-link`), other accesses by their interaction.
+  const subtype = rec.interaction === 'operation' && rec.operation ? rec.operation : rec.interaction;
+  return { action: ACTION[rec.interaction], subtype, outcome: rec.outcome, patientRefs, entityRefs };
 }

@@ -19,6 +19,7 @@ export { verifyAuditChains, type VerifyResult, type VerifyOptions, type BrokenLi
 export { maintainAuditPartitions, listAuditPartitions, type PartitionOptions, type PartitionReport } from './partitions.js';
 export { auditRoutes, verifyParameters, type AuditRoutesOptions } from './routes.js';
 export { assertAuditorScope, type AuditPermission } from './access.js';
+export { patientAccessLog, type PatientLogPage } from './patient-log.js';
 
 /**
  * Appends the AuditEvents of records (one per access) in q's transaction: all of them to one

@@ -153,7 +153,10 @@ export async function parseClients(data: unknown, source: string): Promise<Clien
     const scopes: string[] = [];
     for (const [j, s] of c.scopes.entries()) {
       const n = normalizeScope(s);
+      const resident = c.role === 'resident';
       if (n === undefined) problems.push(`${where}, field "scopes.${j}" "${s}" is not a system scope (system/<Type|*>.<cruds>, or v1 .read/.write)`);
+      else if (n.startsWith('patient/') && !resident) problems.push(`${where}, field "scopes.${j}" "${s}" is a patient scope: only a resident app (role "resident") may have one`);
+      else if (n.startsWith('system/') && resident) problems.push(`${where}, field "scopes.${j}" "${s}" is a system scope: a resident app has patient scopes only`);
       else scopes.push(n);
     }
     for (const [j, k] of (c.jwks?.keys ?? []).entries()) {

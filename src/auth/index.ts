@@ -48,6 +48,8 @@ export interface AuthInfo {
   readonly subordinates?: boolean;
   /** End user named by the calling system in `X-User-Id`. */
   readonly userId?: string;
+  /** The resident a patient-facing app's token acts for (Patient id). */
+  readonly patient?: string;
 }
 
 /** The keys, clients and token settings of the app, also used by tests to mint tokens. */
@@ -56,7 +58,7 @@ export interface AuthServices {
   readonly keys: SigningKeys;
   readonly settings: TokenSettings;
   /** Signs an access token for a registered client (default: all its scopes), without HTTP. */
-  mint(clientId: string, scopes?: readonly string[], options?: { now?: number; ttlSeconds?: number }): Promise<string>;
+  mint(clientId: string, scopes?: readonly string[], options?: { now?: number; ttlSeconds?: number; patient?: string }): Promise<string>;
   /** Verifies a bearer token as the request hook does; throws InvalidTokenError. */
   verify(token: string, userId?: string): Promise<AuthInfo>;
 }
@@ -140,6 +142,7 @@ export function createAuthServices(clients: ClientRegistry, keys: SigningKeys, s
         ...(client.role ? { role: client.role } : {}),
         ...(client.subordinates ? { subordinates: true } : {}),
         ...(userId ? { userId } : {}),
+        ...(claims.patient ? { patient: claims.patient } : {}),
       };
     },
   };

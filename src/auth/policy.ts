@@ -26,11 +26,13 @@ export interface Grants {
  * What granted scopes allow. Scopes narrowed by a query (`system/Observation.rs?category=…`)
  * grant nothing here until narrowing is enforced: refusing is the safe reading.
  */
-export function parseScopes(scopes: readonly string[]): Grants {
+export function parseScopes(scopes: readonly string[], resident = false): Grants {
   const byType = new Map<string, Set<Permission>>();
   for (const raw of scopes) {
     const scope = parseScope(raw.trim());
     if (!scope || scope.query) continue;
+    // patient/ scopes count only in a token naming the resident, whose record the guard then confines them to.
+    if ((scope.context === 'patient') !== resident) continue;
     const set = byType.get(scope.type) ?? new Set<Permission>();
     for (const p of scope.perms) set.add(p as Permission);
     byType.set(scope.type, set);
@@ -39,15 +41,23 @@ export function parseScopes(scopes: readonly string[]): Grants {
 }
 
 const grantCache = new WeakMap<readonly string[], Grants>();
+const residentGrantCache = new WeakMap<readonly string[], Grants>();
 
 function grantsOf(ctx: RequestContext): Grants | undefined {
   if (!ctx.scopes) return undefined;
-  let g = grantCache.get(ctx.scopes);
+  const resident = ctx.patient !== undefined;
+  const cache = resident ? residentGrantCache : grantCache;
+  let g = cache.get(ctx.scopes);
   if (!g) {
-    g = parseScopes(ctx.scopes);
-    grantCache.set(ctx.scopes, g);
+    g = parseScopes(ctx.scopes, resident);
+    cache.set(ctx.scopes, g);
   }
   return g;
+}
+
+/** Refuses a resident's token (patient-facing app) where only the community's systems may act. */
+export function assertNotResident(ctx: RequestContext, what: string): void {
+  if (ctx.patient !== undefined) throw forbidden(`A resident's app may read only the resident's own record and its access log, not ${what}`, what);
 }
 
 /** True when the context may do `perm` on `type`. A context without scopes is the gateway itself. */

@@ -11,9 +11,14 @@ export const EXPLICIT_ONLY: ReadonlySet<string> = new Set(['AuditEvent']);
 
 const PERMISSIONS = 'cruds';
 const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
-const SCOPE_RE = /^system\/(\*|[A-Z][A-Za-z]{1,63})\.([a-z*]{1,5})(\?[^\s]{1,512})?$/;
+const SCOPE_RE = /^(system|patient)\/(\*|[A-Z][A-Za-z]{1,63})\.([a-z*]{1,5})(\?[^\s]{1,512})?$/;
 
 export interface SystemScope {
+  /**
+   * `system`: the client's own rights; `patient`: rights over one resident's record only (a
+   * patient-facing app, whose token names the resident), enforced by policy.ts and the record guard.
+   */
+  readonly context: 'system' | 'patient';
   /** Resource type, or `*`. */
   readonly type: string;
   /** Permissions in canonical order, a non-empty subsequence of `cruds`. */
@@ -32,13 +37,13 @@ function canonicalPerms(raw: string): string | undefined {
 export function parseScope(scope: string): SystemScope | undefined {
   const m = SCOPE_RE.exec(scope);
   if (!m) return undefined;
-  const perms = canonicalPerms(m[2]);
+  const perms = canonicalPerms(m[3]);
   if (!perms) return undefined;
-  return { type: m[1], perms, query: m[3] ?? '' };
+  return { context: m[1] as SystemScope['context'], type: m[2], perms, query: m[4] ?? '' };
 }
 
 export function formatScope(s: SystemScope): string {
-  return `system/${s.type}.${s.perms}${s.query}`;
+  return `${s.context}/${s.type}.${s.perms}${s.query}`;
 }
 
 /** The normalised (v2) form of a scope, or undefined when it is not an understood system scope. */
@@ -73,6 +78,7 @@ export function grantScopes(allowed: readonly string[], requested: readonly stri
     let covered = '';
     for (const a of allowedParsed) {
       // As in policy.ts: `*` does not cover the audit log, which needs a scope naming it.
+      if (a.context !== want.context) continue;
       if (a.type === '*' ? EXPLICIT_ONLY.has(want.type) : a.type !== want.type) continue;
       if (a.query !== '' && a.query !== want.query) continue;
       covered = union(covered, a.perms);

@@ -17,6 +17,8 @@ import { verifySecret } from './secrets.js';
 import { issueToken, type TokenSettings } from './tokens.js';
 import { recordAccess } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
+import { ID_CARD_SYSTEM } from '../fhir/systems.js';
+import { personsByIdentifier, readMany } from '../mpi/index.js';
 
 type TokenRequest = components['schemas']['TokenRequest'];
 type TokenResponse = components['schemas']['TokenResponse'];
@@ -27,7 +29,26 @@ const FORM = 'application/x-www-form-urlencoded';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REALM = 'county-hie';
 const BODY_LIMIT = 32 * 1024;
-const KNOWN_PARAMS = new Set(['grant_type', 'scope', 'client_id', 'client_secret', 'client_assertion_type', 'client_assertion']);
+const KNOWN_PARAMS = new Set(['grant_type', 'scope', 'client_id', 'client_secret', 'client_assertion_type', 'client_assertion', 'patient']);
+/** Role of patient-facing app clients: each token names the resident it acts for. */
+export const RESIDENT_ROLE = 'resident';
+
+/**
+ * The resident a patient-facing app asks a token for (`patient`: `Patient/{id}`, or the resident
+ * ID card number, which the app has verified by real-name authentication): a Patient id.
+ */
+async function residentOf(db: Queryable, value: string): Promise<string> {
+  const ref = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(value);
+  if (ref) {
+    const found = await readMany(db, 'Patient', [ref[1]]);
+    if (found.size) return ref[1];
+  } else if (/^[0-9]{15}$|^[0-9]{17}[0-9Xx]$/.test(value)) {
+    const persons = await personsByIdentifier(db, { system: ID_CARD_SYSTEM, value });
+    const patient = persons[0]?.patients[0]?.id;
+    if (persons.length === 1 && patient) return patient;
+  }
+  throw new OAuthError('invalid_request', 'patient names no known resident (Patient/{id} or resident ID card number)');
+}
 
 export interface TokenEndpointDeps {
   readonly clients: ClientRegistry;
@@ -164,7 +185,14 @@ async function handleToken(req: FastifyRequest, reply: FastifyReply, deps: Token
         : `none of the requested scopes may be granted to client "${client.clientId}" (allowed: ${client.scopes.join(' ')})`,
     );
   }
-  const token = await issueToken(deps.keys, deps.settings, client, granted);
+  let patient: string | undefined;
+  if (client.role === RESIDENT_ROLE) {
+    if (!form.patient) throw new OAuthError('invalid_request', 'a resident app must name the resident: patient=Patient/{id} or the ID card number');
+    patient = await residentOf(deps.db, form.patient);
+  } else if (form.patient !== undefined) {
+    throw new OAuthError('invalid_request', 'patient is only for patient-facing app clients');
+  }
+  const token = await issueToken(deps.keys, deps.settings, client, granted, { patient });
   await auditTokenRequest(req, deps, '0', client.clientId, client.institution);
   req.log.info({ clientId: client.clientId, authMethod: method, scope: token.scope }, 'access token issued');
   void reply.header('cache-control', 'no-store').header('pragma', 'no-cache').header('content-type', JSON_TYPE);

@@ -33,6 +33,8 @@ export interface AccessTokenClaims extends JWTPayload {
   readonly client_id: string;
   readonly scope: string;
   readonly institution?: string;
+  /** The resident (Patient id) a patient-facing app's token acts for (SMART `patient` context). */
+  readonly patient?: string;
 }
 
 /**
@@ -45,13 +47,14 @@ export async function issueToken(
   settings: TokenSettings,
   client: Pick<Client, 'clientId' | 'institution' | 'scopes'>,
   scopes: readonly string[] = client.scopes,
-  options: { now?: number; ttlSeconds?: number } = {},
+  options: { now?: number; ttlSeconds?: number; patient?: string } = {},
 ): Promise<IssuedToken> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const ttl = options.ttlSeconds ?? settings.ttlSeconds;
   const scope = scopes.join(' ');
   const claims: Record<string, string> = { scope, client_id: client.clientId };
   if (client.institution) claims.institution = client.institution;
+  if (options.patient) claims.patient = options.patient;
   const accessToken = await new SignJWT(claims)
     .setProtectedHeader({ alg: keys.alg, kid: keys.kid, typ: ACCESS_TOKEN_TYPE })
     .setIssuer(settings.issuer)
@@ -101,6 +104,9 @@ export async function verifyAccessToken(keys: SigningKeys, settings: TokenSettin
   }
   if (typeof payload.scope !== 'string' || typeof payload.client_id !== 'string' || payload.client_id !== payload.sub) {
     throw new InvalidTokenError('the access token lacks the scope or client_id claim');
+  }
+  if (payload.patient !== undefined && typeof payload.patient !== 'string') {
+    throw new InvalidTokenError('the access token has an invalid patient claim');
   }
   if (payload.institution !== undefined && typeof payload.institution !== 'string') {
     throw new InvalidTokenError('the access token has an invalid institution claim');

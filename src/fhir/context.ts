@@ -23,6 +23,13 @@ export interface RequestContext {
   /** The client may also write for the institutions under its own (Organization.partOf). */
   readonly subordinates?: boolean;
   readonly role?: string;
+  /**
+   * Break the glass: the reason a clinician gives for reading, in an emergency, what the patient's
+   * consent withholds (`X-Break-Glass` header). Allowed, flagged and audited.
+   */
+  readonly breakGlass?: string;
+  /** A resident's own identity (patient-facing app): the Patient the token was issued for. */
+  readonly patient?: string;
 }
 
 export const SYSTEM_CONTEXT: RequestContext = Object.freeze({ channel: 'system', clientId: 'gateway' });

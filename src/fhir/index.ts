@@ -15,6 +15,8 @@ import { registerRestRoutes, FHIR_JSON } from './routes.js';
 import { registerOperationRoutes, OPERATIONS } from './operations/index.js';
 import { createValidator, type Validator } from './validation.js';
 import { loadTerminology, registerTerminologyMetrics, type Terminology } from '../terminology/index.js';
+import { createIdentityHook } from '../mpi/index.js';
+import { createConsentGuard } from '../ehr/index.js';
 
 export { Repository } from './repository.js';
 export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
@@ -41,6 +43,8 @@ export async function createFhirServices(config: Config, db: Db): Promise<FhirSe
     db,
     validator,
     search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
+    identity: createIdentityHook({ autoLink: config.mpiAutoLinkWeight, review: config.mpiReviewWeight }),
+    consent: createConsentGuard(),
   });
   const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
   return { repository, validator, capability, terminology };

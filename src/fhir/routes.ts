@@ -49,7 +49,24 @@ export function restContext(req: FastifyRequest): RequestContext {
     scopes: auth?.scopes ?? [],
     role: auth?.role,
     subordinates: auth?.subordinates,
+    ...(auth?.patient ? { patient: auth.patient } : {}),
+    ...breakGlassOf(req),
   };
+}
+
+/** `X-Break-Glass: <reason>`: read what consent withholds, in an emergency (purpose of use BTG). */
+function breakGlassOf(req: FastifyRequest): { breakGlass?: string; purposeOfUse?: string } {
+  const raw = req.headers['x-break-glass'];
+  if (raw === undefined) return {};
+  let reason = String(raw).trim();
+  try {
+    // Headers are Latin-1: a reason in Chinese comes percent-encoded.
+    reason = decodeURIComponent(reason);
+  } catch {
+    // not encoded: taken as is
+  }
+  if (reason.length < 4) throw new GatewayError('GW_ERR_BAD_REQUEST', 'X-Break-Glass needs the reason for the emergency access', { expression: 'X-Break-Glass' });
+  return { breakGlass: reason.slice(0, 500), purposeOfUse: 'BTG' };
 }
 
 interface Prefer {

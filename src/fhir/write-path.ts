@@ -54,8 +54,19 @@ export interface ResourceValidator {
   assertValid(resource: Resource, resolver?: (reference: string) => Promise<Resource | undefined>): Promise<void>;
 }
 
+/**
+ * Identity linking (the MPI), run inside the write's transaction: `prepare` sees each Patient
+ * before it is validated and stored (to flag it), `link` the Patients stored and deleted, with a
+ * `write` that stores what linking produces through this same path with the gateway's own rights.
+ */
+export interface IdentityHook {
+  prepare(patient: Resource): void;
+  link(q: Queryable, changed: { readonly stored: readonly Resource[]; readonly deleted: readonly string[] }, ctx: RequestContext, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>): Promise<void>;
+}
+
 export interface WritePathDeps {
   readonly validator: ResourceValidator;
+  readonly identity?: IdentityHook;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -306,6 +317,7 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
     const row = await readCurrent(q, type, id);
     return row && !row.deleted ? parseStored(row) : undefined;
   };
+  if (deps.identity) for (const p of writing) if (p.resource?.resourceType === 'Patient') deps.identity.prepare(p.resource);
   for (const p of writing) {
     if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);
   }
@@ -356,6 +368,17 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
         writing.map((p) => (p.current?.versionId ?? 0) + 1),
         writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
       ],
+    );
+  }
+  const patients = writing.filter((p) => p.req.type === 'Patient');
+  if (deps.identity && patients.length > 0) {
+    // What linking writes (Persons, review Tasks) is the gateway's own work, attributed to this client.
+    const gateway: RequestContext = { ...ctx, scopes: undefined, institution: undefined, subordinates: undefined };
+    await deps.identity.link(
+      q,
+      { stored: patients.flatMap((p) => (p.resource ? [p.resource] : [])), deleted: patients.filter((p) => p.req.method === 'DELETE').map((p) => p.id as string) },
+      ctx,
+      (requests) => executeWrites(q, requests, gateway, { validator: deps.validator }),
     );
   }
   return plan.map((p) => p.result as WriteResult);

@@ -16,7 +16,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Bundle } from '@medplum/fhirtypes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
-import { processBundle, Repository, type FhirServices, type RequestContext } from '../fhir/index.js';
+import { processBundle, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
 import type { Db, Queryable } from '../store/index.js';
 import { ackCodeFor, ackDue, acksRequestedBy, formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
@@ -348,7 +348,7 @@ export class IngestPipeline {
         const { rows } = await q.query<{ ack: Uint8Array }>('SELECT ack FROM hl7_processed WHERE sender_id = $1 AND control_id = $2', [sender.id, env.controlId]);
         return { ack: Buffer.from(rows[0].ack), outcome: 'duplicate' as const };
       }
-      const repo = new Repository({ db: joinTransaction(db, q), validator: fhir.validator, search: fhir.repository.searchOptions });
+      const repo = fhir.repository.on(joinTransaction(db, q));
       const response = await processBundle(repo, bundle, ctx, { minimal: true });
       const resources = (response.entry ?? []).map((e) => e.response?.location?.replace(/\/_history\/.*$/, '')).filter((l): l is string => !!l);
       await recordAccess(q, ctx, [

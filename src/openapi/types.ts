@@ -329,7 +329,7 @@ export interface components {
              */
             grant_type: string;
             /**
-             * @description Space-separated SMART system scopes (`system/Observation.rs`, `system/*.cruds`; v1 `system/*.read` / `.write` accepted). Absent: every scope the client may have.
+             * @description Space-separated SMART scopes (`system/Observation.rs`, `system/*.cruds`; v1 `system/*.read` / `.write` accepted; `patient/*.rs` for patient-facing apps). Absent: every scope the client may have.
              * @example system/Patient.rs system/Observation.cruds
              */
             scope?: string;
@@ -341,6 +341,11 @@ export interface components {
             client_assertion_type?: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
             /** @description The signed JWT of `private_key_jwt`. */
             client_assertion?: string;
+            /**
+             * @description Patient-facing app clients (role `resident`, scopes `patient/*.rs`) only, and required for them: the resident the token acts for, as `Patient/{id}` or the resident ID card number the app has verified. The token then reads only that person's record and its access log.
+             * @example 330424195603120047
+             */
+            patient?: string;
         };
         TokenResponse: {
             /** @description JWT (`typ: at+jwt`) with iss, sub = client_id, aud = `<BASE_URL>/fhir`, exp, iat, jti, scope, client_id and institution (USCC of the client's member institution, if any). */

@@ -331,6 +331,33 @@ CREATE TABLE recognition_event (
 CREATE INDEX recognition_event_stats ON recognition_event (order_date, institution, item);
 `,
   },
+  {
+    version: 6,
+    name: 'master patient index: blocking keys of local patients',
+    sql: `
+-- Keys under which identity matching looks for candidate records of the same person: the ID card
+-- and health card numbers, the folded pinyin name, the birth date, the phone. Stored as hashes,
+-- so this side table holds no readable personal data; replaced whenever the Patient is written.
+CREATE TABLE mpi_block (
+  patient_id text NOT NULL,
+  key        text NOT NULL,
+  PRIMARY KEY (key, patient_id)
+);
+CREATE INDEX mpi_block_patient ON mpi_block (patient_id);
+
+-- Merges done by Patient/$merge or ADT^A40: what was moved from the source to the target, so
+-- that $unmerge can give every resource back to the patient it had before.
+CREATE TABLE mpi_merge (
+  id          text        PRIMARY KEY,
+  source_id   text        NOT NULL,
+  target_id   text        NOT NULL,
+  merged_at   timestamptz NOT NULL,
+  moved       jsonb       NOT NULL,
+  undone_at   timestamptz
+);
+CREATE INDEX mpi_merge_source ON mpi_merge (source_id);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

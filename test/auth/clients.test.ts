@@ -73,7 +73,10 @@ t.test('a bad clients file fails loading with a message naming the entry and the
   t.match(await problemsOf({ clients: [ok, { ...ok, clientId: 'no-scopes', scopes: undefined }] }), [/client #1 \("no-scopes"\) lacks required field "scopes"/]);
   t.match(await problemsOf({ clients: [{ ...ok, secretHash: 'plain-text-secret' }] }), [/client #0 \("county-his"\), field "secretHash" must be scrypt\$N\$r\$p\$salt\$hash/]);
   t.match(await problemsOf({ clients: [{ ...ok, secret: 'x' }] }), [/client #0 \("county-his"\) has unknown field "secret"/]);
-  t.match(await problemsOf({ clients: [{ ...ok, scopes: ['system/*.cruds', 'patient/*.read'] }] }), [/client #0 \("county-his"\), field "scopes.1" "patient\/\*.read" is not a system scope/]);
+  t.match(await problemsOf({ clients: [{ ...ok, scopes: ['system/*.cruds', 'user/*.read'] }] }), [/client #0 \("county-his"\), field "scopes.1" "user\/\*.read" is not a system scope/]);
+  t.match(await problemsOf({ clients: [{ ...ok, scopes: ['system/*.cruds', 'patient/*.read'] }] }), [/client #0 \("county-his"\), field "scopes.1" "patient\/\*.read" is a patient scope: only a resident app/]);
+  t.match(await problemsOf({ clients: [{ ...ok, role: 'resident', scopes: ['patient/*.rs', 'system/*.rs'] }] }), [/field "scopes.1" "system\/\*.rs" is a system scope: a resident app has patient scopes only/]);
+  t.same(await problemsOf({ clients: [{ ...ok, role: 'resident', scopes: ['patient/*.read'] }] }), []);
   t.match(await problemsOf({ clients: [{ ...ok, secretHash: undefined }] }), [/client #0 \("county-his"\) needs "secretHash" or "jwks"/]);
   t.match(await problemsOf({ clients: [ok, ok] }), [/client #1 \("county-his"\) repeats the clientId/]);
   t.match(await problemsOf({ clients: [{ ...ok, secretHash: secretHash.replace('$1024$', '$1000$') }] }), [/field "secretHash" has N=1000/]);
@@ -113,7 +116,8 @@ t.test('scopes: normalisation and grants', async (t) => {
   t.equal(normalizeScope('system/Patient.*'), 'system/Patient.cruds');
   t.equal(normalizeScope('system/Observation.rs?category=laboratory'), 'system/Observation.rs?category=laboratory');
   t.equal(normalizeScope('system/Observation.sr'), undefined, 'v2 permissions in order');
-  t.equal(normalizeScope('patient/Observation.rs'), undefined);
+  t.equal(normalizeScope('patient/Observation.read'), 'patient/Observation.rs', 'patient scopes, for resident apps');
+  t.equal(normalizeScope('user/Observation.rs'), undefined);
   t.equal(normalizeScope('system/observation.rs'), undefined);
 
   const platform = ['system/*.rs', 'system/Subscription.cruds'];

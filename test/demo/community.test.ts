@@ -103,7 +103,7 @@ t.test('staff, patients and results', async (t) => {
   }
 
   const patients = ofType<Patient>('Patient');
-  t.ok(patients.length >= 3 && patients.length <= 4);
+  t.ok(patients.length >= 3 && patients.length <= 5);
   const orgCodes = new Set(ofType<Organization>('Organization').map((o) => o.identifier?.[0]?.value));
   for (const p of patients) {
     t.ok(p.meta?.profile?.includes(CN_PATIENT_PROFILE));

@@ -13,6 +13,9 @@ import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { RECOGNITION_OPERATIONS } from '../../recognition/definitions.js';
+import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
+import { ACCESS_LOG_DEFINITION, EVERYTHING_DEFINITION, SUMMARY_DEFINITION, registerEverythingRoutes } from './everything.js';
+import { LINK_DEFINITION, MERGE_DEFINITION, UNLINK_DEFINITION, UNMERGE_DEFINITION, registerMergeRoutes } from './merge.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -25,6 +28,15 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
   // Served by the recognition folder (its routes are mounted by app.ts beside these).
   ...RECOGNITION_OPERATIONS,
+  { definition: PIX_DEFINITION, types: ['Patient'] },
+  { definition: MATCH_DEFINITION, types: ['Patient'] },
+  { definition: EVERYTHING_DEFINITION, types: ['Patient'] },
+  { definition: ACCESS_LOG_DEFINITION, types: ['Patient'] },
+  { definition: SUMMARY_DEFINITION, types: ['Patient'] },
+  { definition: MERGE_DEFINITION, types: ['Patient'] },
+  { definition: UNMERGE_DEFINITION, types: ['Patient'] },
+  { definition: UNLINK_DEFINITION, types: ['Person'] },
+  { definition: LINK_DEFINITION, types: ['Person'] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
@@ -60,6 +72,9 @@ export async function registerOperationRoutes(
 ): Promise<void> {
   const { repository, validator } = deps.services;
   await registerTranslateRoutes(app, { terminology: deps.services.terminology });
+  await registerMpiRoutes(app, { config: deps.config, db: repository.db });
+  await registerMergeRoutes(app, { repository });
+  await registerEverythingRoutes(app, { config: deps.config, db: repository.db, guard: repository.consent });
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const [type, id] = reference.split('/');
     try {
