@@ -12,7 +12,7 @@ import { parseSearch, searchBundle, type SearchOptions, type SearchQuery } from 
 import { assertCan, assertCanSearch, can } from '../auth/policy.js';
 import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
 import type { RequestContext } from './context.js';
-import { executeWrites, type IdentityHook, type ResourceValidator, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
+import { executeWrites, type IdentityHook, type WorkflowHook, type ResourceValidator, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
 import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType, searchParametersOf } from './definitions.js';
@@ -31,6 +31,8 @@ export interface RepositoryOptions {
   readonly search: SearchOptions;
   /** Identity linking (MPI) run by every write that touches a Patient. */
   readonly identity?: IdentityHook;
+  /** Workflow rules (referrals) checked on every write of the resources they own. */
+  readonly workflow?: WorkflowHook;
   /** Consent: what each read may return. */
   readonly consent?: RecordGuard;
 }
@@ -70,12 +72,12 @@ export class Repository {
     this.db = options.db;
     this.validator = options.validator;
     this.searchOptions = options.search;
-    this.writeDeps = { validator: options.validator, identity: options.identity };
+    this.writeDeps = { validator: options.validator, identity: options.identity, workflow: options.workflow };
   }
 
   /** The same repository (validator, search options, identity linking) over another Db, e.g. a joined transaction. */
   on(db: Db): Repository {
-    return new Repository({ db, validator: this.validator, search: this.searchOptions, identity: this.writeDeps.identity, consent: this.consent });
+    return new Repository({ db, validator: this.validator, search: this.searchOptions, identity: this.writeDeps.identity, workflow: this.writeDeps.workflow, consent: this.consent });
   }
 
   // ---- writes: all through executeWrites, in one transaction ----
