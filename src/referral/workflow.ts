@@ -78,7 +78,7 @@ export interface Institution {
 }
 
 /** The institution an Organization reference names: its USCC and level (none: outside the county). */
-async function institution(resolve: (ref: string) => Promise<Resource | undefined>, ref: Reference | undefined, expression: string): Promise<Institution> {
+export async function institution(resolve: (ref: string) => Promise<Resource | undefined>, ref: Reference | undefined, expression: string): Promise<Institution> {
   const value = ref?.reference;
   if (!value?.startsWith('Organization/')) throw refused('A referral names its institutions as Organization references', expression, 'GW_ERR_BAD_REQUEST');
   const org = (await resolve(value)) as Organization | undefined;
@@ -169,7 +169,8 @@ async function checkRequest(ctx: RequestContext, w: WorkflowWrite, deps: Referra
     to: p.receiver.level,
     conditions,
     exception: exception || undefined,
-    withinCommunity: direction === 'down' ? await isUnder(resolve, p.receiver, p.sender) : true,
+    // A patient returned after treatment outside the county comes back to any member.
+    withinCommunity: direction === 'down' && p.sender.level !== 'outside' ? await isUnder(resolve, p.receiver, p.sender) : true,
   });
   if (!verdict.ok) throw refused(verdict.refusal as string, `${where}.performer[0]`);
   sr.extension = (sr.extension ?? []).filter((e) => e.url !== FLAG_EXTENSION);
