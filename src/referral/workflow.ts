@@ -7,7 +7,7 @@
  * create/update/patch, a transaction Bundle, HL7 v2), passes `checkReferralWrites`: invalid
  * transitions and transitions by the wrong side are refused with an OperationOutcome.
  */
-import type { CodeableConcept, Organization, Reference, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { CarePlan, CodeableConcept, Organization, Reference, Resource, ServiceRequest, Task, TaskOutput } from '@medplum/fhirtypes';
 import { GatewayError } from '../errors.js';
 import type { RequestContext, WorkflowHook, WorkflowWrite, WriteRequest, WriteResult } from '../fhir/index.js';
 import { INSTITUTION_LEVEL_EXTENSION, INSTITUTION_TAG_SYSTEM, USCC_SYSTEM } from '../fhir/systems.js';
@@ -20,6 +20,7 @@ import {
   FLAG_EXTENSION,
   GREEN_PRIORITIES,
   ICD10_SYSTEMS,
+  OUTPUT_TYPE_SYSTEM,
   REFERRAL_CATEGORY,
   REFERRAL_TASK_CODE,
   TASK_CODE_SYSTEM,
@@ -240,7 +241,52 @@ async function checkTask(
     }
   }
   if (status === 'in-progress') task.executionPeriod = { ...(task.executionPeriod ?? {}), start: task.executionPeriod?.start ?? now };
-  if (status === 'completed') task.executionPeriod = { ...(task.executionPeriod ?? {}), end: now };
+  if (status === 'accepted' && directionOf(sr) === 'down' && !outputsOf(task, 'follow-up-plan').length) {
+    task.output = [...(task.output ?? []), await createFollowUpPlan(sr, p, write)];
+  }
+  for (const o of outputsOf(task, 'receiving-encounter')) {
+    const ref = o.valueReference?.reference;
+    if (!ref?.startsWith('Encounter/') || !(await resolve(ref))) throw refused('A receiving-encounter output names an existing Encounter at the receiver', `${where}.output`, 'GW_ERR_BAD_REQUEST');
+  }
+  if (status === 'completed') {
+    if (directionOf(sr) === 'up' && !outputsOf(task, 'back-report').some((o) => /^(DocumentReference|DiagnosticReport|Composition)\//.test(o.valueReference?.reference ?? ''))) {
+      throw refused('An up-referral is completed with its back-report to the sender: a Task.output of type back-report naming the discharge summary or results (DocumentReference or DiagnosticReport)', `${where}.output`);
+    }
+    task.executionPeriod = { ...(task.executionPeriod ?? {}), end: now };
+  }
+}
+
+/** The Task outputs of one referral output type. */
+export function outputsOf(task: Task, type: string): TaskOutput[] {
+  return (task.output ?? []).filter((o) => o.type?.coding?.some((c) => c.system === OUTPUT_TYPE_SYSTEM && c.code === type));
+}
+
+/** The follow-up plan (CarePlan) of a down-referral, assigned to the receiving institution's team. */
+async function createFollowUpPlan(sr: ServiceRequest, p: Parties, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>): Promise<TaskOutput> {
+  const plan: CarePlan = {
+    resourceType: 'CarePlan',
+    meta: p.receiver.uscc ? { tag: [{ system: INSTITUTION_TAG_SYSTEM, code: p.receiver.uscc }] } : undefined,
+    status: 'active',
+    intent: 'plan',
+    title: '下转随访计划 Follow-up after down-referral',
+    subject: { reference: sr.subject?.reference },
+    basedOn: [{ reference: `ServiceRequest/${sr.id}` }],
+    author: sr.requester,
+    contributor: [{ reference: `Organization/${p.receiver.id}` }],
+    activity: [
+      {
+        detail: {
+          status: 'not-started',
+          kind: 'ServiceRequest',
+          code: { text: '随访与康复管理 Follow-up and rehabilitation' },
+          reasonCode: sr.reasonCode,
+          performer: [{ reference: `Organization/${p.receiver.id}` }],
+        },
+      },
+    ],
+  };
+  const [created] = await write([{ method: 'POST', type: 'CarePlan', resource: plan }]);
+  return { type: { coding: [{ system: OUTPUT_TYPE_SYSTEM, code: 'follow-up-plan', display: 'Follow-up plan at the receiving institution' }] }, valueReference: { reference: `CarePlan/${created.id}` } };
 }
 
 /** The write-path hook of the referral workflow (see WorkflowHook). */

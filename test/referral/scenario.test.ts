@@ -4,14 +4,43 @@
  * the clinical summary attached; wrong sides, invalid transitions and level-rule violations refused.
  */
 import t, { type Test } from 'tap';
-import type { Appointment, Bundle, DocumentReference, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
+import type { Appointment, Bundle, CarePlan, DocumentReference, Encounter, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
 import { randomUUID } from 'node:crypto';
 import { BACKENDS } from '../helpers/db.js';
 import { COUNTY, openWorld, read, TOWNSHIP1, VILLAGE1, VILLAGE2, type World } from './fixture.js';
-import { ACCEPTED_AT_EXTENSION, FLAG_EXTENSION } from '../../src/referral/index.js';
+import { ACCEPTED_AT_EXTENSION, FLAG_EXTENSION, OUTPUT_TYPE_SYSTEM } from '../../src/referral/index.js';
+
+/** The receiver's discharge summary and receiving encounter, as Task outputs. */
+async function backReport(w: World, taskId: string, receiver: string): Promise<NonNullable<Task['output']>> {
+  const task = await read<Task>(w, `Task/${taskId}`);
+  const res = await w.transaction(receiver, [
+    {
+      fullUrl: 'urn:uuid:0b6c2b1e-0000-4000-8000-000000000001',
+      request: { method: 'POST', url: 'Encounter' },
+      resource: { resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: task.for?.reference }, basedOn: [{ reference: task.focus?.reference as string }] } satisfies Encounter,
+    },
+    {
+      fullUrl: 'urn:uuid:0b6c2b1e-0000-4000-8000-000000000002',
+      request: { method: 'POST', url: 'DocumentReference' },
+      resource: {
+        resourceType: 'DocumentReference',
+        status: 'current',
+        type: { coding: [{ system: 'http://loinc.org', code: '18842-5', display: 'Discharge summary' }] },
+        subject: { reference: task.for?.reference },
+        context: { encounter: [{ reference: 'urn:uuid:0b6c2b1e-0000-4000-8000-000000000001' }] },
+        content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('出院小结：病情稳定，建议下转社区随访').toString('base64') } }],
+      } satisfies DocumentReference,
+    },
+  ]);
+  const [enc, doc] = (res.body.entry ?? []).map((e) => (e.response?.location as string).replace(/\/_history\/.*$/, ''));
+  return [
+    { type: { coding: [{ system: OUTPUT_TYPE_SYSTEM, code: 'back-report' }] }, valueReference: { reference: doc } },
+    { type: { coding: [{ system: OUTPUT_TYPE_SYSTEM, code: 'receiving-encounter' }] }, valueReference: { reference: enc } },
+  ];
+}
 
 /** Walks a referral from requested to completed, checking the refusals on the way. */
-async function walk(t: Test, w: World, taskId: string, sender: string, receiver: string): Promise<Task> {
+async function walk(t: Test, w: World, taskId: string, sender: string, receiver: string, direction: 'up' | 'down'): Promise<Task> {
   // The sender cannot accept its own referral; the receiver cannot skip to completed.
   const own = await w.move(taskId, sender, 'accepted');
   t.equal(own.status, 403, 'the sender may not accept');
@@ -25,7 +54,15 @@ async function walk(t: Test, w: World, taskId: string, sender: string, receiver:
   }
   const cancel = await w.move(taskId, sender, 'cancelled');
   t.equal(cancel.status, 422, 'an in-progress referral is not cancelled');
-  const done = await w.move(taskId, receiver, 'completed');
+  let output: Task['output'] = [];
+  if (direction === 'up') {
+    const bare = await w.move(taskId, receiver, 'completed');
+    t.equal(bare.status, 422, 'an up-referral is not completed without its back-report');
+    t.match(bare.body.issue?.[0]?.diagnostics, /back-report/);
+    output = await backReport(w, taskId, receiver);
+  }
+  const before = await read<Task>(w, `Task/${taskId}`);
+  const done = await w.move(taskId, receiver, 'completed', { output: [...(before.output ?? []), ...output] });
   t.equal(done.status, 200, 'completed');
   const task = await read<Task>(w, `Task/${taskId}`);
   t.equal(task.status, 'completed');
@@ -71,7 +108,15 @@ for (const backend of BACKENDS) {
       t.equal(attached.entry?.[0]?.resource?.resourceType, 'Composition', 'the receiver reads the summary document');
       const wrong = await w.move(r.taskId as string, COUNTY, 'received');
       t.equal(wrong.status, 403, 'an institution that is neither side cannot touch the referral');
-      const task = await walk(t, w, r.taskId as string, VILLAGE1, TOWNSHIP1);
+      const task = await walk(t, w, r.taskId as string, VILLAGE1, TOWNSHIP1, 'up');
+      // The back-report reaches the sender: its own Task names it, and it reads the document.
+      const report = task.output?.find((o) => o.type?.coding?.[0]?.code === 'back-report')?.valueReference?.reference as string;
+      const delivered = await w.ta.app.inject({ url: `/fhir/${report}`, headers: await w.headers(VILLAGE1) });
+      t.equal(delivered.statusCode, 200, 'the village clinic reads the discharge summary');
+      t.equal((delivered.json() as DocumentReference).type?.coding?.[0]?.code, '18842-5');
+      // The encounters at both ends, for the deductible counted once: the receiving one is based on the referral.
+      const linked = (await w.ta.app.inject({ url: `/fhir/Encounter?based-on=ServiceRequest/${r.srId}` })).json() as Bundle<Encounter>;
+      t.equal(linked.entry?.length, 1, 'a billing system finds the receiving encounter by the referral');
       const appointmentRef = task.output?.find((o) => o.valueReference?.reference?.startsWith('Appointment/'))?.valueReference?.reference as string;
       t.ok(appointmentRef, 'accepting booked an appointment');
       const appointment = await read<Appointment>(w, appointmentRef);
@@ -84,13 +129,20 @@ for (const backend of BACKENDS) {
     t.test('township → county up-referral, then county → township down-referral', async (t) => {
       const up = await w.refer({ from: TOWNSHIP1, to: COUNTY, direction: 'up', icd10: 'I21.900' });
       t.equal(up.status, 200, JSON.stringify(up.body.issue));
-      const upTask = await walk(t, w, up.taskId as string, TOWNSHIP1, COUNTY);
+      const upTask = await walk(t, w, up.taskId as string, TOWNSHIP1, COUNTY, 'up');
       const appointment = await read<Appointment>(w, upTask.output?.[0]?.valueReference?.reference as string);
       t.equal(appointment.slot?.[0]?.reference, `Slot/${countySlots[0]}`);
 
       const down = await w.refer({ from: COUNTY, to: TOWNSHIP1, direction: 'down', icd10: 'I69.300' });
       t.equal(down.status, 200, JSON.stringify(down.body.issue));
-      const downTask = await walk(t, w, down.taskId as string, COUNTY, TOWNSHIP1);
+      const downTask = await walk(t, w, down.taskId as string, COUNTY, TOWNSHIP1, 'down');
+      const planRef = downTask.output?.find((o) => o.type?.coding?.[0]?.code === 'follow-up-plan')?.valueReference?.reference as string;
+      t.match(planRef, /^CarePlan\//, 'accepting a down-referral made a follow-up plan');
+      const plan = await read<CarePlan>(w, planRef);
+      t.equal(plan.activity?.[0]?.detail?.performer?.[0]?.reference, `Organization/${w.org[TOWNSHIP1]}`, 'assigned to the township team');
+      t.equal(plan.meta?.tag?.find((x) => x.system?.endsWith('source-institution'))?.code, TOWNSHIP1, 'owned by the township centre');
+      const update = await w.ta.app.inject({ method: 'PUT', url: `/fhir/${planRef}`, headers: await w.headers(TOWNSHIP1), payload: { ...plan, description: '每月随访血压' } });
+      t.equal(update.statusCode, 200, 'which maintains it');
       t.notOk(downTask.output?.some((o) => o.valueReference?.reference?.startsWith('Appointment/')), 'a down-referral takes no reserved slot');
       t.equal((await read<Slot>(w, `Slot/${townshipSlots[1]}`)).status, 'free');
     });
