@@ -197,7 +197,7 @@ async function checkTask(
   if (!isReferralTask(task)) throw refused('A referral Task cannot be turned into another kind of Task', `${where}.code`);
   const srRef = task.focus?.reference;
   const sr = srRef ? await resolve(srRef) : undefined;
-  if (!isReferralRequest(sr)) throw refused('A referral Task needs focus: the referral ServiceRequest (category referral)', `${where}.focus`, 'GW_ERR_BAD_REQUEST');
+  if (!isReferralRequest(sr) || !directionOf(sr)) throw refused('A referral Task needs focus: the referral ServiceRequest (category referral, with its direction)', `${where}.focus`, 'GW_ERR_BAD_REQUEST');
   const p = await parties(resolve, sr, srRef as string);
   if (task.requester?.reference !== sr.requester?.reference || task.owner?.reference !== sr.performer?.[0]?.reference || task.for?.reference !== sr.subject?.reference) {
     throw refused(`A referral Task's requester, owner and for must be the request's requester (${sr.requester?.reference}), performer (${sr.performer?.[0]?.reference}) and subject (${sr.subject?.reference})`, where, 'GW_ERR_BAD_REQUEST');
@@ -296,7 +296,9 @@ export function createReferralHook(deps: ReferralDeps): WorkflowHook {
     owns: (type, current, next) => type === 'Task' && (isReferralTask(current) || isReferralTask(next)),
     async check(q, ctx, writes, resolve, write) {
       for (const w of writes) {
-        if (w.type === 'ServiceRequest' && w.next && isReferralRequest(w.next)) await checkRequest(ctx, w, deps, resolve);
+        // A referral request enters the workflow with its direction; one without (a plain HL7 REF^I12
+        // referral record, say) is stored as any ServiceRequest, and no referral Task can name it.
+        if (w.type === 'ServiceRequest' && w.next && isReferralRequest(w.next) && (directionOf(w.next) || (isReferralRequest(w.current) && directionOf(w.current)))) await checkRequest(ctx, w, deps, resolve);
         else if (w.type === 'ServiceRequest' && isReferralRequest(w.current) && !w.next && ctx.scopes) throw refused('A referral request is not deleted: the sender cancels its Task', w.where);
         else if (w.type === 'Task' && (isReferralTask(w.current) || isReferralTask(w.next))) await checkTask(q, ctx, w, deps, resolve, write);
       }

@@ -198,6 +198,15 @@ for (const backend of BACKENDS) {
         },
       ]);
       t.equal(byOther.status, 403, 'a referral is sent only by its requester');
+      // A referral record without a direction (as older HIS feeds send) is stored as it is, outside the workflow.
+      const plain = await read<ServiceRequest>(w, `ServiceRequest/${noReason.srId}`);
+      const record = await w.transaction(TOWNSHIP1, [{ request: { method: 'POST', url: 'ServiceRequest' }, resource: { ...plain, id: undefined, meta: undefined, extension: [], performer: undefined } }]);
+      t.equal(record.status, 200);
+      const recordId = (record.body.entry?.[0]?.response?.location as string).split('/')[1];
+      const task = await read<Task>(w, `Task/${noReason.taskId}`);
+      const orphan = await w.transaction(TOWNSHIP1, [{ request: { method: 'POST', url: 'Task' }, resource: { ...task, id: undefined, meta: undefined, extension: undefined, status: 'requested', focus: { reference: `ServiceRequest/${recordId}` } } }]);
+      t.equal(orphan.status, 400, 'but no referral Task can name it');
+      t.match(orphan.body.issue?.[0]?.diagnostics, /with its direction/);
     });
   });
 }
