@@ -149,8 +149,13 @@ async function checkRequest(ctx: RequestContext, w: WorkflowWrite, deps: Referra
   const direction = directionOf(sr);
   if (!direction) throw refused(`A referral needs the direction extension (${DIRECTION_EXTENSION}) with valueCode up or down`, `${where}.extension`, 'GW_ERR_BAD_REQUEST');
   if (!sr.subject?.reference?.startsWith('Patient/')) throw refused('A referral needs subject: the Patient referred', `${where}.subject`, 'GW_ERR_BAD_REQUEST');
+  // The condition: reasonCode, or the Conditions named by reasonReference (as HL7 DG1 segments map).
   const conditions = icd10Codes(sr.reasonCode);
-  if (conditions.length === 0) throw refused('A referral needs reasonCode with an ICD-10 coding of the condition', `${where}.reasonCode`, 'GW_ERR_BAD_REQUEST');
+  for (const ref of sr.reasonReference ?? []) {
+    const found = ref.reference?.startsWith('Condition/') ? await resolve(ref.reference) : undefined;
+    if (found?.resourceType === 'Condition') conditions.push(...icd10Codes(found.code ? [found.code] : []));
+  }
+  if (conditions.length === 0) throw refused('A referral needs reasonCode, or reasonReference to a Condition, with an ICD-10 coding of the condition', `${where}.reasonCode`, 'GW_ERR_BAD_REQUEST');
   const p = await parties(resolve, sr, where);
   const side = sideOf(ctx, p);
   if (side === 'receiver' || side === undefined) {

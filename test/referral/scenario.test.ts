@@ -7,8 +7,8 @@ import t, { type Test } from 'tap';
 import type { Appointment, Bundle, CarePlan, DocumentReference, Encounter, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
 import { randomUUID } from 'node:crypto';
 import { BACKENDS } from '../helpers/db.js';
-import { COUNTY, openWorld, read, TOWNSHIP1, VILLAGE1, VILLAGE2, type World } from './fixture.js';
-import { ACCEPTED_AT_EXTENSION, FLAG_EXTENSION, OUTPUT_TYPE_SYSTEM } from '../../src/referral/index.js';
+import { COUNTY, ICD10, openWorld, read, TOWNSHIP1, VILLAGE1, VILLAGE2, type World } from './fixture.js';
+import { ACCEPTED_AT_EXTENSION, DIRECTION_EXTENSION, FLAG_EXTENSION, OUTPUT_TYPE_SYSTEM } from '../../src/referral/index.js';
 
 /** The receiver's discharge summary and receiving encounter, as Task outputs. */
 async function backReport(w: World, taskId: string, receiver: string): Promise<NonNullable<Task['output']>> {
@@ -198,6 +198,20 @@ for (const backend of BACKENDS) {
         },
       ]);
       t.equal(byOther.status, 403, 'a referral is sent only by its requester');
+      // The condition may come as a Condition the request names (reasonReference), as HL7 DG1 maps it.
+      const base = await read<ServiceRequest>(w, `ServiceRequest/${noReason.srId}`);
+      const byCondition = (code: string) =>
+        w.transaction(COUNTY, [
+          { fullUrl: 'urn:uuid:5d1c0f6e-0000-4000-8000-00000000000c', request: { method: 'POST', url: 'Condition' }, resource: { resourceType: 'Condition', subject: base.subject as { reference: string }, code: { coding: [{ system: ICD10, code }] } } },
+          {
+            request: { method: 'POST', url: 'ServiceRequest' },
+            resource: { ...base, id: undefined, meta: undefined, extension: [{ url: DIRECTION_EXTENSION, valueCode: 'down' }], reasonCode: undefined, reasonReference: [{ reference: 'urn:uuid:5d1c0f6e-0000-4000-8000-00000000000c' }], requester: { reference: `Organization/${w.org[COUNTY]}` }, performer: [{ reference: `Organization/${w.org[TOWNSHIP1]}` }] },
+          },
+        ]);
+      t.equal((await byCondition('I21.900')).status, 422, 'a Condition the township does not treat is refused');
+      t.equal((await byCondition('I10.x00')).status, 200, 'one it treats is accepted');
+      const none = await w.transaction(COUNTY, [{ request: { method: 'POST', url: 'ServiceRequest' }, resource: { ...base, id: undefined, meta: undefined, reasonCode: undefined, requester: { reference: `Organization/${w.org[COUNTY]}` } } }]);
+      t.equal(none.status, 400, 'a referral without a condition is refused');
       // A referral record without a direction (as older HIS feeds send) is stored as it is, outside the workflow.
       const plain = await read<ServiceRequest>(w, `ServiceRequest/${noReason.srId}`);
       const record = await w.transaction(TOWNSHIP1, [{ request: { method: 'POST', url: 'ServiceRequest' }, resource: { ...plain, id: undefined, meta: undefined, extension: [], performer: undefined } }]);
