@@ -14,6 +14,7 @@ import { createIngest, engineMap, ingestRoutes, type Ingest, type MapFn } from '
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
+import { LevelRules, referralRoutes } from './referral/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 import websocketPlugin from '@fastify/websocket';
@@ -110,6 +111,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('recognition', recognition);
   await app.register(recognition.routes, { prefix: '/recognition' });
   await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes] });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, referralRoutes(deps.db, { deadlineHours: LevelRules.load().file.deadlineHours })] });
   return app;
 }

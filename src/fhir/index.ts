@@ -18,10 +18,11 @@ import { loadTerminology, registerTerminologyMetrics, type Terminology } from '.
 import { createSubscriptionOutbox, type SubscriptionOutbox } from '../subscriptions/index.js';
 import { createIdentityHook } from '../mpi/index.js';
 import { createConsentGuard } from '../ehr/index.js';
+import { createReferralHook, LevelRules } from '../referral/index.js';
 
 export { Repository } from './repository.js';
 export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
-export type { WriteRequest, WriteResult } from './write-path.js';
+export type { WriteRequest, WriteResult, WorkflowHook, WorkflowWrite } from './write-path.js';
 export { processBundle } from './bundle.js';
 export { FHIR_JSON } from './routes.js';
 
@@ -50,6 +51,7 @@ export async function createFhirServices(config: Config, db: Db): Promise<FhirSe
     search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
     identity: createIdentityHook({ autoLink: config.mpiAutoLinkWeight, review: config.mpiReviewWeight }),
     consent: createConsentGuard(),
+    workflow: createReferralHook({ rules: LevelRules.load() }),
   });
   const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
   return { repository, validator, capability, terminology, subscriptions };

@@ -12,7 +12,7 @@ import { parseSearch, searchBundle, type SearchOptions, type SearchQuery } from 
 import { assertCan, assertCanSearch, can } from '../auth/policy.js';
 import { recordAccess, type AccessRecord, type Interaction } from '../audit/index.js';
 import type { RequestContext } from './context.js';
-import { executeWrites, type IdentityHook, type ResourceValidator, type WriteHooks, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
+import { executeWrites, type IdentityHook, type ResourceValidator, type WorkflowHook, type WriteHooks, type WritePathDeps, type WriteRequest, type WriteResult } from './write-path.js';
 import { historyBundle, type HistoryQuery } from './history.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType, searchParametersOf } from './definitions.js';
@@ -33,6 +33,8 @@ export interface RepositoryOptions {
   readonly hooks?: WriteHooks;
   /** Identity linking (MPI) run by every write that touches a Patient. */
   readonly identity?: IdentityHook;
+  /** Workflow rules (referrals) checked on every write of the resources they own. */
+  readonly workflow?: WorkflowHook;
   /** Consent: what each read may return. */
   readonly consent?: RecordGuard;
 }
@@ -72,12 +74,12 @@ export class Repository {
     this.db = options.db;
     this.validator = options.validator;
     this.searchOptions = options.search;
-    this.writeDeps = { validator: options.validator, hooks: options.hooks, identity: options.identity };
+    this.writeDeps = { validator: options.validator, hooks: options.hooks, identity: options.identity, workflow: options.workflow };
   }
 
   /** The same repository (validator, search options, identity linking) over another Db, e.g. a joined transaction. */
   on(db: Db): Repository {
-    return new Repository({ db, validator: this.validator, search: this.searchOptions, hooks: this.writeDeps.hooks, identity: this.writeDeps.identity, consent: this.consent });
+    return new Repository({ db, validator: this.validator, search: this.searchOptions, hooks: this.writeDeps.hooks, identity: this.writeDeps.identity, workflow: this.writeDeps.workflow, consent: this.consent });
   }
 
   // ---- writes: all through executeWrites, in one transaction ----

@@ -79,10 +79,41 @@ export interface IdentityHook {
   link(q: Queryable, changed: { readonly stored: readonly Resource[]; readonly deleted: readonly string[] }, ctx: RequestContext, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>): Promise<void>;
 }
 
+/** One write as a workflow hook sees it: the stored version and the version to store. */
+export interface WorkflowWrite {
+  readonly type: string;
+  readonly method: WriteMethod;
+  readonly current?: Resource;
+  /** The version to store (references already resolved); the hook may complete it. */
+  readonly next?: Resource;
+  readonly where: string;
+}
+
+/**
+ * Workflow rules run inside the write's transaction for the resources they own (the referral
+ * Task, src/referral): whichever door a write came in by, it cannot bypass them. `owns` says a
+ * write's side is decided by the workflow (both parties of a referral write its Task) instead of
+ * the institution tag; `check` refuses what the rules forbid and may add writes of its own
+ * (booking a slot) through `write`, with the gateway's rights, in the same transaction.
+ */
+export interface WorkflowHook {
+  /** The resource types whose writes `check` sees. */
+  readonly types: ReadonlySet<string>;
+  owns(type: string, current?: Resource, next?: Resource): boolean;
+  check(
+    q: Queryable,
+    ctx: RequestContext,
+    writes: readonly WorkflowWrite[],
+    resolve: (reference: string) => Promise<Resource | undefined>,
+    write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>,
+  ): Promise<void>;
+}
+
 export interface WritePathDeps {
   readonly validator: ResourceValidator;
   readonly hooks?: WriteHooks;
   readonly identity?: IdentityHook;
+  readonly workflow?: WorkflowHook;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -310,7 +341,8 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
         return;
       }
       const current = p.current && !p.current.deleted ? parseStored(p.current) : undefined;
-      authorizeWrite(ctx, writable, { type: p.req.type, method: p.req.method, current, next: p.resource, where: where(p.req) });
+      const owned = deps.workflow?.owns(p.req.type, current, p.resource) ?? false;
+      authorizeWrite(ctx, owned ? undefined : writable, { type: p.req.type, method: p.req.method, current, next: p.resource, where: where(p.req) });
     }, p);
   }
   const maps = referenceMaps(ordered);
@@ -338,6 +370,20 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
     const row = await readCurrent(q, type, id);
     return row && !row.deleted ? parseStored(row) : undefined;
   };
+  if (deps.workflow) {
+    const workflow = deps.workflow;
+    const owned = writing.filter((p) => workflow.types.has(p.req.type));
+    if (owned.length > 0) {
+      const gateway: RequestContext = { ...ctx, scopes: undefined, institution: undefined, subordinates: undefined };
+      await workflow.check(
+        q,
+        ctx,
+        owned.map((p) => ({ type: p.req.type, method: p.req.method, current: p.current && !p.current.deleted ? parseStored(p.current) : undefined, next: p.resource, where: where(p.req) })),
+        resolver,
+        (requests) => executeWrites(q, requests, gateway, { validator: deps.validator }),
+      );
+    }
+  }
   if (deps.identity) for (const p of writing) if (p.resource?.resourceType === 'Patient') deps.identity.prepare(p.resource);
   for (const p of writing) {
     if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);

@@ -13,6 +13,7 @@ import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { RECOGNITION_OPERATIONS } from '../../recognition/definitions.js';
+import { REFERRAL_STATS_DEFINITION } from '../../referral/routes.js';
 import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
 import { ACCESS_LOG_DEFINITION, EVERYTHING_DEFINITION, SUMMARY_DEFINITION, registerEverythingRoutes } from './everything.js';
 import { LINK_DEFINITION, MERGE_DEFINITION, UNLINK_DEFINITION, UNMERGE_DEFINITION, registerMergeRoutes } from './merge.js';
@@ -28,6 +29,8 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
   // Served by the recognition folder (its routes are mounted by app.ts beside these).
   ...RECOGNITION_OPERATIONS,
+  // Served by the referral folder.
+  { definition: REFERRAL_STATS_DEFINITION, types: [] },
   { definition: PIX_DEFINITION, types: ['Patient'] },
   { definition: MATCH_DEFINITION, types: ['Patient'] },
   { definition: EVERYTHING_DEFINITION, types: ['Patient'] },
