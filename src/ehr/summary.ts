@@ -93,7 +93,11 @@ export function summaryDocument(
     code: { coding: [{ system: LOINC, code: s.code }] },
     ...(s.entries.length
       ? { entry: s.entries.map((r) => ({ reference: url(r) })) }
-      : { emptyReason: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/list-empty-reason', code: 'unavailable', display: 'Unavailable' }] } }),
+      : {
+          // cmp-1: a section has text, entries or sections; an empty one says so in its text.
+          text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${s.title}: nothing recorded in the shared record</div>` },
+          emptyReason: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/list-empty-reason', code: 'unavailable', display: 'Unavailable' }] },
+        }),
   });
   const composition: Composition = {
     resourceType: 'Composition',

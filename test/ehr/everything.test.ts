@@ -151,6 +151,12 @@ for (const backend of BACKENDS) {
       const townshipResult = doc.entry?.find((e) => `${e.resource?.resourceType}/${e.resource?.id}` === results[0]);
       t.equal(townshipResult?.extension?.[0]?.valueReference?.identifier?.value, TOWNSHIP, 'marked with its institution');
       t.equal((await app.inject({ url: `/fhir/Patient/${id}/$summary?x=1`, headers: county })).statusCode, 400);
+      // A person with nothing recorded: empty sections still make a valid document (cmp-1), one a referral can store.
+      const bare = (await app.inject({ method: 'POST', url: '/fhir/Patient', headers: { ...county, 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient', name: [{ family: '空', given: ['白'] }], birthDate: '1990-01-01' } })).json<{ id: string }>();
+      const empty = (await app.inject({ url: `/fhir/Patient/${bare.id}/$summary`, headers: county })).json<Bundle>();
+      const check = await app.inject({ method: 'POST', url: '/fhir/Bundle/$validate', headers: { ...county, 'content-type': 'application/fhir+json' }, payload: empty });
+      const errors = (check.json<{ issue?: { severity: string; diagnostics?: string }[] }>().issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+      t.same(errors, [], 'the summary document validates');
     });
 
     t.test('bad requests', async (t) => {
