@@ -111,6 +111,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('recognition', recognition);
   await app.register(recognition.routes, { prefix: '/recognition' });
   await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, referralRoutes(deps.db, { deadlineHours: LevelRules.load().file.deadlineHours })] });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, referralRoutes(deps.db, { deadlineHours: LevelRules.load(config.referralLevelsFile).file.deadlineHours })] });
   return app;
 }

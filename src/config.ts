@@ -62,6 +62,7 @@ export interface Config {
   readonly hl7SpoolDir: string;
   readonly hl7MappingsDir: string;
   readonly recognitionCatalogue: string;
+  readonly referralLevelsFile: string;
   /** Hosts (`host` or `host:port`) a rest-hook may call over http or at a private address. */
   readonly subscriptionAllowedHosts: readonly string[];
   /** Consecutive failed deliveries after which a subscription goes to `error`. */
@@ -246,6 +247,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'string',
     default: './mappings/recognition/catalogue.json',
     description: 'The mutual-recognition catalogue (items, validity windows, scopes, prices, versions by effective date), checked at start; a bad file stops start-up.',
+  },
+  {
+    name: 'REFERRAL_LEVELS_FILE',
+    key: 'referralLevelsFile',
+    type: 'string',
+    default: './mappings/referral/levels.json',
+    description: 'The graded-diagnosis catalogue of referrals (which ICD-10 ranges each level treats, the open-referral deadline), checked at start; a bad file stops start-up.',
   },
   {
     name: 'SUBSCRIPTION_ALLOWED_HOSTS',

@@ -51,7 +51,7 @@ export async function createFhirServices(config: Config, db: Db): Promise<FhirSe
     search: { baseUrl: `${config.baseUrl}/fhir`, defaultCount: config.defaultPageSize, maxCount: config.maxPageSize, maxIncludes: config.maxIncludes },
     identity: createIdentityHook({ autoLink: config.mpiAutoLinkWeight, review: config.mpiReviewWeight }),
     consent: createConsentGuard(),
-    workflow: createReferralHook({ rules: LevelRules.load() }),
+    workflow: createReferralHook({ rules: LevelRules.load(config.referralLevelsFile) }),
   });
   const capability = buildCapabilityStatement({ version: SERVER_VERSION, baseUrl: config.baseUrl, operations: OPERATIONS, profiles: validator.profiles });
   return { repository, validator, capability, terminology, subscriptions };
