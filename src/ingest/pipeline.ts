@@ -18,7 +18,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
 import { processBundle, Repository, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
-import type { Db, Queryable } from '../store/index.js';
+import { joinTransaction, type Db } from '../store/index.js';
 import { ackCodeFor, ackDue, acksRequestedBy, formatLocation, parseHl7, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 import { hl7Ack, readEnvelope, type AckBuilder, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
@@ -145,18 +145,6 @@ export function classify(e: unknown): Failure {
 }
 
 const refuse = (f: Omit<Failure, 'transient'>) => new Refused({ ...f, transient: false });
-
-/** A Db whose every call runs inside an already open transaction (so processBundle joins it). */
-function joinTransaction(db: Db, q: Queryable): Db {
-  return {
-    kind: db.kind,
-    query: (sql, params) => q.query(sql, params),
-    exec: (sql) => q.exec(sql),
-    tx: (fn) => fn(q),
-    ping: async () => undefined,
-    close: async () => undefined,
-  };
-}
 
 const TYPE_RE = /^[A-Z0-9]{3}\^[A-Z0-9]{3}$/;
 

@@ -104,6 +104,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ingest/dicom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ingest DICOM study metadata as ImagingStudy resources
+         * @description One DICOM Part 10 file (application/dicom; the header is read up to the pixel data, which is neither stored nor required) or DICOM JSON (PS3.18: one dataset or an array, as a PACS answers QIDO-RS and WADO-RS metadata requests). Each StudyInstanceUID becomes one ImagingStudy of the posting client's institution (identifier urn:dicom:uid), merged with the instances of earlier posts; the patient is found or created by PatientID in the institution's MRN system; the accession number links the study to the ServiceRequest with that identifier; the WADO-RS base of RetrieveURL (0008,1190), or of the retrieveUrl parameter, is stored as an Endpoint. A post that cannot be stored is answered with an OperationOutcome naming the tag, and kept as a dead letter.
+         */
+        post: operations["postDicom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ingest/dead-letters": {
         parameters: {
             query?: never;
@@ -517,6 +537,62 @@ export interface operations {
             };
             /** @description Enhanced acknowledgement mode, and the sender asked for no ACK in this case (MSH-15/16 NE, ER or SU). */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    postDicom: {
+        parameters: {
+            query?: {
+                /** @description WADO-RS URL of the PACS, for data that carries no RetrieveURL. */
+                retrieveUrl?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/dicom": string;
+                "application/dicom+json": Record<string, never> | Record<string, never>[];
+            };
+        };
+        responses: {
+            /** @description The transaction-response Bundle of the writes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": Record<string, never>;
+                };
+            };
+            /** @description Unreadable header or value; the OperationOutcome names the tag. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The client acts for no member institution. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Neither a Part 10 file nor DICOM JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A required attribute (StudyInstanceUID, PatientID, …) is missing. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
