@@ -14,6 +14,7 @@ import { createIngest, dicomRoutes, engineMap, ingestRoutes, type Ingest, type M
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
+import { ReadingService, readingRoutes } from './reading/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 
@@ -80,6 +81,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('recognition', recognition);
   await app.register(recognition.routes, { prefix: '/recognition' });
   await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes] });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, readingRoutes(new ReadingService({ db: deps.db, fhir: deps.fhir }))] });
   return app;
 }

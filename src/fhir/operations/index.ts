@@ -13,6 +13,7 @@ import { assertCan } from '../../auth/policy.js';
 import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './validate.js';
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { RECOGNITION_OPERATIONS } from '../../recognition/definitions.js';
+import { READING_OPERATIONS } from '../../reading/definitions.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -25,6 +26,8 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: TRANSLATE_DEFINITION, types: ['ConceptMap'] },
   // Served by the recognition folder (its routes are mounted by app.ts beside these).
   ...RECOGNITION_OPERATIONS,
+  // Served by the reading folder.
+  ...READING_OPERATIONS,
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
