@@ -10,7 +10,7 @@ import { opsPlugin } from './ops/index.js';
 import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
 import { auditRoutes } from './audit/index.js';
-import { createIngest, dicomRoutes, engineMap, ingestRoutes, type Ingest, type MapFn } from './ingest/index.js';
+import { createIngest, dicomRoutes, engineMap, extractRoutes, ingestRoutes, loadExtractMappings, type Ingest, type MapFn } from './ingest/index.js';
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
@@ -75,6 +75,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('onClose', async () => ingest.stop());
   await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
   await app.register(dicomRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir });
+  await app.register(extractRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   const recognition = createRecognition(config, { db: deps.db, fhir: deps.fhir });
