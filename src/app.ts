@@ -15,6 +15,7 @@ import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
 import { ReadingService, readingRoutes } from './reading/index.js';
+import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 
@@ -82,6 +83,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorate('recognition', recognition);
   await app.register(recognition.routes, { prefix: '/recognition' });
   await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, readingRoutes(new ReadingService({ db: deps.db, fhir: deps.fhir }))] });
+  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, readingRoutes(new ReadingService({ db: deps.db, fhir: deps.fhir })), uploadStatsRoutes(deps.db, loadRequiredFields())] });
   return app;
 }

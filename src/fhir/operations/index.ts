@@ -14,6 +14,7 @@ import { OPERATION_DEFINITION as VALIDATE_DEFINITION, runValidate } from './vali
 import { OPERATION_DEFINITION as TRANSLATE_DEFINITION, registerTranslateRoutes } from './translate.js';
 import { RECOGNITION_OPERATIONS } from '../../recognition/definitions.js';
 import { READING_OPERATIONS } from '../../reading/definitions.js';
+import { UPLOAD_STATS_DEFINITION } from '../../upload-stats/stats.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -28,6 +29,7 @@ export const OPERATIONS: readonly OperationEntry[] = [
   ...RECOGNITION_OPERATIONS,
   // Served by the reading folder.
   ...READING_OPERATIONS,
+  { definition: UPLOAD_STATS_DEFINITION, types: [] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */
