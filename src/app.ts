@@ -10,11 +10,13 @@ import { opsPlugin } from './ops/index.js';
 import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
 import { auditRoutes } from './audit/index.js';
-import { createIngest, engineMap, ingestRoutes, type Ingest, type MapFn } from './ingest/index.js';
+import { createIngest, dicomRoutes, engineMap, extractRoutes, ingestRoutes, loadExtractMappings, type Ingest, type MapFn } from './ingest/index.js';
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
 import { LevelRules, referralRoutes } from './referral/index.js';
+import { ReadingService, readingRoutes } from './reading/index.js';
+import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 import websocketPlugin from '@fastify/websocket';
@@ -105,12 +107,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(websocketPlugin);
   await app.register(async (scope) => websocketRoute(scope, websockets));
   await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets });
+  await app.register(dicomRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir });
+  await app.register(extractRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   const recognition = createRecognition(config, { db: deps.db, fhir: deps.fhir });
   app.decorate('recognition', recognition);
   await app.register(recognition.routes, { prefix: '/recognition' });
   await app.register(recognition.cdsRoutes, { prefix: '/cds-services' });
-  await app.register(fhirPlugin, { prefix: '/fhir', config, services: deps.fhir, extensions: [recognition.fhirRoutes, referralRoutes(deps.db, { deadlineHours: LevelRules.load(config.referralLevelsFile).file.deadlineHours })] });
+  await app.register(fhirPlugin, {
+    prefix: '/fhir',
+    config,
+    services: deps.fhir,
+    extensions: [
+      recognition.fhirRoutes,
+      referralRoutes(deps.db, { deadlineHours: LevelRules.load(config.referralLevelsFile).file.deadlineHours }),
+      readingRoutes(new ReadingService({ db: deps.db, fhir: deps.fhir })),
+      uploadStatsRoutes(deps.db, loadRequiredFields()),
+    ],
+  });
   return app;
 }

@@ -61,6 +61,8 @@ export interface Config {
   /** Directory where HL7 dead letters wait while the database is down. */
   readonly hl7SpoolDir: string;
   readonly hl7MappingsDir: string;
+  /** Column declarations of HIS extracts (mappings/extract). */
+  readonly extractMappingsDir: string;
   readonly recognitionCatalogue: string;
   readonly referralLevelsFile: string;
   /** Hosts (`host` or `host:port`) a rest-hook may call over http or at a private address. */
@@ -240,6 +242,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'string',
     default: './mappings/hl7v2',
     description: 'HL7 v2 mapping files (message, segment and data-type templates, site overrides), checked at start; a bad file stops start-up.',
+  },
+  {
+    name: 'EXTRACT_MAPPINGS_DIR',
+    key: 'extractMappingsDir',
+    type: 'string',
+    default: './mappings/extract',
+    description: 'Column declarations of HIS database extracts (one JSON file per kind, with extract.schema.json), checked at start; a bad file stops start-up.',
   },
   {
     name: 'RECOGNITION_CATALOGUE',

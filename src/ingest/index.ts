@@ -33,6 +33,8 @@ export {
   type DeadLetterStatus,
 } from './dead-letters.js';
 export { readEnvelope, decodeRaw, hl7Ack, type Envelope, type AckBuilder, type AckRequest, type AckError, type AckCode } from './envelope.js';
+export { dicomRoutes, storeDicom, readPart10, readDicomJson, accessionSystem, studyCondition, DICOM_UID_SYSTEM, DICOM_MEDIA_TYPE, DICOM_JSON_MEDIA_TYPE, type DicomRecord } from './dicom/index.js';
+export { extractRoutes, loadExtractMappings, runExtract, checkRow, getJob, extractSystem, ExtractMappingError, BATCH_ROWS, type ExtractMapping, type Job } from './extract/index.js';
 export { ingestRoutes, canManageDeadLetters, HL7_MEDIA_TYPE, type IngestRoutesOptions } from './routes.js';
 
 /** The mapping engine as the pipeline's map function: the sender's institution, its MRN system, its site overrides. */

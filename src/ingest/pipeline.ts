@@ -18,7 +18,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
 import { processBundle, type FhirServices, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
-import type { Db, Queryable } from '../store/index.js';
+import { joinTransaction, type Db } from '../store/index.js';
 import { ackCodeFor, ackDue, acksRequestedBy, buildBatchAck, formatLocation, isHl7Batch, parseHl7, splitHl7Batch, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
 import { hl7Ack, readEnvelope, type AckBuilder, type Envelope } from './envelope.js';
 import { identifySender, isRefusal, type Origin, type Sender, type SenderRegistry } from './senders.js';
@@ -146,18 +146,6 @@ export function classify(e: unknown): Failure {
 
 const refuse = (f: Omit<Failure, 'transient'>) => new Refused({ ...f, transient: false });
 
-/** A Db whose every call runs inside an already open transaction (so processBundle joins it). */
-function joinTransaction(db: Db, q: Queryable): Db {
-  return {
-    kind: db.kind,
-    query: (sql, params) => q.query(sql, params),
-    exec: (sql) => q.exec(sql),
-    tx: (fn) => fn(q),
-    ping: async () => undefined,
-    close: async () => undefined,
-  };
-}
-
 const TYPE_RE = /^[A-Z0-9]{3}\^[A-Z0-9]{3}$/;
 
 function metricsOf(registry: Registry | undefined) {
@@ -272,6 +260,10 @@ export class IngestPipeline {
     const d = await getDeadLetter(this.opts.db, id);
     if (!d) return undefined;
     if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
+    // DICOM posts and extract rows share the store but are not HL7: their sender resends them.
+    if (d.messageType?.startsWith('DICOM') || d.messageType?.startsWith('EXTRACT ')) {
+      throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${id} is a ${d.messageType} post, not an HL7 message; it is not replayed here (the sender resends it after a fix)`, { expression: 'messageType' });
+    }
     const origin: Origin = { channel: d.channel, remoteAddress: d.remoteAddress, localPort: d.localPort, clientId: d.clientId };
     const result = await this.gate(() => this.process(d.raw, origin, readEnvelope(d.raw), false));
     const done = result.outcome === 'stored' || result.outcome === 'duplicate';

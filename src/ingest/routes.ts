@@ -188,8 +188,8 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
         const r = await pipeline.replay(id);
         if (r) results.push(replayJson(id, r));
       } catch (e) {
-        // Replayed or discarded meanwhile by another request: skip it.
-        if (!(e instanceof GatewayError && e.code === 'GW_ERR_CONFLICT')) throw e;
+        // Replayed or discarded meanwhile by another request, or not an HL7 message: skip it.
+        if (!(e instanceof GatewayError && (e.code === 'GW_ERR_CONFLICT' || e.code === 'GW_ERR_BUSINESS_RULE'))) throw e;
       }
     }
     await audit(req, 'operation', '0', ids.map((id) => `DeadLetter/${id}`), { operation: '$replay' });

@@ -124,6 +124,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ingest/dicom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ingest DICOM study metadata as ImagingStudy resources
+         * @description One DICOM Part 10 file (application/dicom; the header is read up to the pixel data, which is neither stored nor required) or DICOM JSON (PS3.18: one dataset or an array, as a PACS answers QIDO-RS and WADO-RS metadata requests). Each StudyInstanceUID becomes one ImagingStudy of the posting client's institution (identifier urn:dicom:uid), merged with the instances of earlier posts; the patient is found or created by PatientID in the institution's MRN system; the accession number links the study to the ServiceRequest with that identifier; the WADO-RS base of RetrieveURL (0008,1190), or of the retrieveUrl parameter, is stored as an Endpoint. A post that cannot be stored is answered with an OperationOutcome naming the tag, and kept as a dead letter.
+         */
+        post: operations["postDicom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/extract/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Load a HIS database extract (CSV or NDJSON)
+         * @description One extract file of a kind declared in mappings/extract (patients, visits, diagnoses, prescriptions, lab-results): CSV with a header row (charset UTF-8, GBK or GB18030) or NDJSON. The body is streamed in bounded memory, written in batches through the write path for the posting client's institution, keyed on each row's business identifier so a reload duplicates nothing. Bad rows are kept as dead letters (type "EXTRACT <kind>", location "row N.field") while the good rows load. The answer is the finished job; while it runs, GET /ingest/jobs shows its progress.
+         */
+        post: operations["postExtract"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest extract loads of the client's institution (all, for the administrator) */
+        get: operations["listIngestJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ingest/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One extract load, while it runs and after */
+        get: operations["getIngestJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ingest/dead-letters": {
         parameters: {
             query?: never;
@@ -271,6 +345,25 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        IngestJob: {
+            id: string;
+            kind: string;
+            /** @enum {string} */
+            format: "csv" | "ndjson";
+            charset: string;
+            institution: string;
+            clientId?: string;
+            /** @enum {string} */
+            status: "running" | "done" | "failed";
+            rowsRead: number;
+            rowsStored: number;
+            rowsRejected: number;
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            finishedAt?: string;
+            error?: string;
+        };
         QualificationChange: {
             id: number;
             institution: string;
@@ -567,6 +660,169 @@ export interface operations {
             };
             /** @description Enhanced acknowledgement mode, and the sender asked for no ACK in this case (MSH-15/16 NE, ER or SU). */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    postDicom: {
+        parameters: {
+            query?: {
+                /** @description WADO-RS URL of the PACS, for data that carries no RetrieveURL. */
+                retrieveUrl?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/dicom": string;
+                "application/dicom+json": Record<string, never> | Record<string, never>[];
+            };
+        };
+        responses: {
+            /** @description The transaction-response Bundle of the writes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/fhir+json": Record<string, never>;
+                };
+            };
+            /** @description Unreadable header or value; the OperationOutcome names the tag. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The client acts for no member institution. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Neither a Part 10 file nor DICOM JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A required attribute (StudyInstanceUID, PatientID, …) is missing. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    postExtract: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/csv": string;
+                "application/x-ndjson": string;
+            };
+        };
+        responses: {
+            /** @description The load job, finished (status done). */
+            200: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestJob"];
+                };
+            };
+            /** @description The header lacks a required column, or the CSV cannot be read on (the job is failed). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The client acts for no member institution. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown kind. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Neither CSV nor NDJSON, or an unsupported charset. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    listIngestJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Up to 100 jobs, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["IngestJob"][];
+                    };
+                };
+            };
+        };
+    };
+    getIngestJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestJob"];
+                };
+            };
+            /** @description No such job of the client's institution. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,6 +26,18 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/** A Db whose every call runs inside an already open transaction (so repository work joins it). */
+export function joinTransaction(db: Db, q: Queryable): Db {
+  return {
+    kind: db.kind,
+    query: (sql, params) => q.query(sql, params),
+    exec: (sql) => q.exec(sql),
+    tx: (fn) => fn(q),
+    ping: async () => undefined,
+    close: async () => undefined,
+  };
+}
+
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 

@@ -416,6 +416,30 @@ CREATE TABLE mpi_merge (
 CREATE INDEX mpi_merge_source ON mpi_merge (source_id);
 `,
   },
+  {
+    version: 8,
+    name: 'ingest-jobs',
+    sql: `
+-- One HIS extract file being loaded (or loaded): rows read, stored and rejected so far. Rejected
+-- rows are kept in dead_letter with the job id and row number as control id.
+CREATE TABLE ingest_job (
+  id            text        PRIMARY KEY,
+  kind          text        NOT NULL,
+  format        text        NOT NULL CHECK (format IN ('csv', 'ndjson')),
+  charset       text        NOT NULL,
+  institution   text        NOT NULL,
+  client_id     text,
+  status        text        NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+  rows_read     bigint      NOT NULL DEFAULT 0,
+  rows_stored   bigint      NOT NULL DEFAULT 0,
+  rows_rejected bigint      NOT NULL DEFAULT 0,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  finished_at   timestamptz,
+  error         text
+);
+CREATE INDEX ingest_job_institution ON ingest_job (institution, started_at);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

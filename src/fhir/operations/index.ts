@@ -17,6 +17,8 @@ import { REFERRAL_STATS_DEFINITION } from '../../referral/routes.js';
 import { MATCH_DEFINITION, PIX_DEFINITION, registerMpiRoutes } from './mpi.js';
 import { ACCESS_LOG_DEFINITION, EVERYTHING_DEFINITION, SUMMARY_DEFINITION, registerEverythingRoutes } from './everything.js';
 import { LINK_DEFINITION, MERGE_DEFINITION, UNLINK_DEFINITION, UNMERGE_DEFINITION, registerMergeRoutes } from './merge.js';
+import { READING_OPERATIONS } from '../../reading/definitions.js';
+import { UPLOAD_STATS_DEFINITION } from '../../upload-stats/stats.js';
 
 export interface OperationEntry {
   readonly definition: OperationDefinition;
@@ -40,6 +42,9 @@ export const OPERATIONS: readonly OperationEntry[] = [
   { definition: UNMERGE_DEFINITION, types: ['Patient'] },
   { definition: UNLINK_DEFINITION, types: ['Person'] },
   { definition: LINK_DEFINITION, types: ['Person'] },
+  // Served by the reading folder.
+  ...READING_OPERATIONS,
+  { definition: UPLOAD_STATS_DEFINITION, types: [] },
 ];
 
 /** `profile` and `mode` may come as URL parameters as well as in a Parameters body. */

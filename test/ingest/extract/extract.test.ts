@@ -1,0 +1,145 @@
+/**
+ * HIS extracts: a GBK CSV of lab results with 3 malformed rows (reported by row number and field,
+ * kept as dead letters, every other row loaded), a reload that duplicates nothing, the other kinds
+ * (patients, visits, diagnoses, prescriptions with a long prescription), the job record and the
+ * refusals.
+ */
+import t from 'tap';
+import iconv from 'iconv-lite';
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bundle, Condition, Encounter, MedicationRequest, Observation, Patient } from '@medplum/fhirtypes';
+import { createTestApp } from '../../helpers/app.js';
+import { BACKENDS } from '../../helpers/db.js';
+import { mrnSystem } from '../../../src/fhir/systems.js';
+import { extractSystem, loadExtractMappings, type Job } from '../../../src/ingest/index.js';
+
+const TOWNSHIP = '1233042447102341XF';
+const HEADER = 'report_no,item_code,item_name,mrn,patient_name,value,unit,ref_low,ref_high,flag,result_time';
+
+/** 20 data rows; rows 5, 11 and 17 are malformed (a bad number, a missing report number, a short row). */
+function labCsv(): { text: string; bad: Record<number, string>; good: number } {
+  const lines = [HEADER];
+  const bad: Record<number, string> = {};
+  for (let i = 1; i <= 20; i++) {
+    const mrn = `LAB${String(i % 4).padStart(3, '0')}`;
+    if (i === 5) {
+      lines.push(`R${i},GLU,空腹血糖,${mrn},王${i},5.${i},mmol/L,三点九,6.1,N,2026-11-20 08:${String(i).padStart(2, '0')}`);
+      bad[i] = 'ref_low';
+    } else if (i === 11) {
+      lines.push(`,GLU,空腹血糖,${mrn},王${i},5.${i},mmol/L,3.9,6.1,N,2026-11-20 08:${String(i).padStart(2, '0')}`);
+      bad[i] = 'report_no';
+    } else if (i === 17) {
+      lines.push(`R${i},GLU,空腹血糖,${mrn}`);
+      bad[i] = '';
+    } else {
+      lines.push(`R${i},GLU,"空腹血糖, 静脉",${mrn},王${i},${i % 3 === 0 ? '阴性' : `5.${i}`},mmol/L,3.9,6.1,${i % 2 ? 'N' : 'H'},2026-11-20 08:${String(i).padStart(2, '0')}:00`);
+    }
+  }
+  return { text: lines.join('\r\n') + '\r\n', bad, good: 17 };
+}
+
+t.test('mapping files are schema-checked; a bad one fails', async (t) => {
+  const m = loadExtractMappings();
+  t.same([...m.keys()].sort(), ['diagnoses', 'lab-results', 'patients', 'prescriptions', 'visits']);
+  const dir = mkdtempSync(join(tmpdir(), 'extract-map-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(new URL('../../../mappings/extract/extract.schema.json', import.meta.url), join(dir, 'extract.schema.json'));
+  writeFileSync(join(dir, 'labs.json'), JSON.stringify({ kind: 'labs', resourceType: 'Observation', columns: [{ name: 'x', type: 'money' }] }));
+  t.throws(() => loadExtractMappings(dir), { name: 'ExtractMappingError', message: /labs.json: \/columns\/0\/type/ });
+});
+
+for (const backend of BACKENDS) {
+  t.test(backend, async (t) => {
+    const ta = await createTestApp(backend);
+    t.teardown(() => ta.close());
+    const { app } = ta;
+    const township = { authorization: `Bearer ${await ta.token('township1-his')}` };
+    const other = { authorization: `Bearer ${await ta.token('township2-his')}` };
+    const post = (kind: string, payload: string | Buffer, type: string, headers = township) => app.inject({ method: 'POST', url: `/ingest/extract/${kind}`, headers: { ...headers, 'content-type': type }, payload });
+    const search = async <T>(q: string): Promise<T[]> => ((await app.inject({ url: `/fhir/${q}`, headers: township })).json<Bundle>().entry ?? []).map((e) => e.resource as T);
+
+    await t.test('a GBK CSV of lab results: 3 malformed rows rejected by row and field, the rest loaded', async (t) => {
+      const { text, bad, good } = labCsv();
+      const res = await post('lab-results', iconv.encode(text, 'gbk'), 'text/csv; charset=GBK');
+      t.equal(res.statusCode, 200, res.body.slice(0, 400));
+      const job = res.json<Job>();
+      t.match(job, { kind: 'lab-results', status: 'done', rowsRead: 20, rowsStored: good, rowsRejected: 3, charset: 'GBK', format: 'csv' });
+      t.equal(res.headers.location, `/ingest/jobs/${job.id}`);
+      const obs = await search<Observation>(`Observation?identifier=${encodeURIComponent(`${extractSystem('lab-result', TOWNSHIP)}|`)}&_count=100`);
+      t.equal(obs.length, good, 'every good row stored');
+      const r3 = obs.find((o) => o.identifier?.[0].value === 'R3|GLU');
+      t.equal(r3?.valueString, '阴性', 'GBK decoded');
+      t.equal(r3?.code.text, '空腹血糖, 静脉', 'quoted field with a comma');
+      const r2 = obs.find((o) => o.identifier?.[0].value === 'R2|GLU');
+      t.same(r2?.valueQuantity, { value: 5.2, unit: 'mmol/L' });
+      t.equal(r2?.effectiveDateTime, '2026-11-20T08:02:00+08:00');
+      t.equal(r2?.interpretation?.[0].coding?.[0].code, 'H');
+      const patients = await search<Patient>(`Patient?identifier=${encodeURIComponent(`${mrnSystem(TOWNSHIP)}|`)}&_count=100`);
+      t.equal(patients.length, 4, 'one patient per MRN');
+
+      const dead = (await app.inject({ url: '/ingest/dead-letters?type=EXTRACT%20lab-results&_count=50' })).json<{ items: { controlId: string; errorText: string; errorLocation: string }[] }>();
+      t.equal(dead.items.length, 3);
+      for (const [row, field] of Object.entries(bad)) {
+        const d = dead.items.find((x) => x.controlId === `${job.id}#${row}`);
+        t.ok(d, `row ${row} kept`);
+        t.equal(d?.errorLocation, field ? `row ${row}.${field}` : `row ${row}`);
+        t.match(d?.errorText, new RegExp(`^row ${row}: `));
+        if (field) t.match(d?.errorText, field);
+      }
+      const again = await post('lab-results', iconv.encode(text, 'gbk'), 'text/csv; charset=GBK');
+      t.match(again.json<Job>(), { rowsStored: good, rowsRejected: 3 });
+      t.equal((await search<Observation>(`Observation?identifier=${encodeURIComponent(`${extractSystem('lab-result', TOWNSHIP)}|`)}&_count=100`)).length, good, 'a reload duplicates nothing');
+
+      const seen = await app.inject({ url: `/ingest/jobs/${job.id}`, headers: township });
+      t.match(seen.json<Job>(), { id: job.id, rowsRead: 20, rowsStored: good, rowsRejected: 3, status: 'done' });
+      t.equal((await app.inject({ url: `/ingest/jobs/${job.id}`, headers: other })).statusCode, 404, 'another institution does not see the job');
+      const list = (await app.inject({ url: '/ingest/jobs', headers: township })).json<{ items: Job[] }>();
+      t.equal(list.items.length, 2);
+    });
+
+    await t.test('patients, visits, diagnoses and prescriptions (a long prescription keeps its duration)', async (t) => {
+      const patients = 'mrn,name,id_card,gender,birth_date,phone,address\nP001,赵六,,F,1958-03-02,13800000000,城关镇东河村\nP002,钱七,,M,19600101,,\n';
+      t.match((await post('patients', patients, 'text/csv')).json<Job>(), { rowsStored: 2, rowsRejected: 0 });
+      const p1 = (await search<Patient>(`Patient?identifier=${encodeURIComponent(`${mrnSystem(TOWNSHIP)}|P001`)}`))[0];
+      t.match(p1, { gender: 'female', birthDate: '1958-03-02', name: [{ text: '赵六' }] });
+      const visits = 'visit_no,mrn,class,start,end,department\nV1,P001,outpatient,2026-11-01 09:00,2026-11-01 09:30,全科\nV2,P002,ward,2026-11-02 10:00,,\n';
+      const vj = (await post('visits', visits, 'text/csv; charset=utf-8')).json<Job>();
+      t.match(vj, { rowsStored: 1, rowsRejected: 1 });
+      const v1 = (await search<Encounter>(`Encounter?identifier=${encodeURIComponent(`${extractSystem('visit', TOWNSHIP)}|V1`)}`))[0];
+      t.match(v1, { status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${p1.id}` } });
+      const dx = 'visit_no,seq,mrn,icd10,name,primary,recorded\nV1,1,P001,I10,原发性高血压,1,2026-11-01 09:20\n';
+      t.match((await post('diagnoses', dx, 'text/csv')).json<Job>(), { rowsStored: 1 });
+      const c = (await search<Condition>(`Condition?subject=Patient/${p1.id}`))[0];
+      t.equal(c.code?.coding?.[0].code, 'I10');
+      t.same(c.encounter, { identifier: { system: extractSystem('visit', TOWNSHIP), value: 'V1' } });
+      const rx = [
+        { rx_no: 'RX1', item: 1, mrn: 'P001', visit_no: 'V1', drug_code: 'D0101', drug_name: '氨氯地平片 5mg', dose: 5, dose_unit: 'mg', frequency: 'qd', days: 84, long_term: true, authored: '2026-11-01 09:25' },
+        { rx_no: 'RX1', item: 2, mrn: 'P001', drug_code: 'D0102', drug_name: '阿司匹林肠溶片', days: 'seven', authored: '2026-11-01 09:25' },
+        'not json',
+      ];
+      const nd = rx.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n');
+      const rj = (await post('prescriptions', nd, 'application/x-ndjson')).json<Job>();
+      t.match(rj, { format: 'ndjson', rowsRead: 3, rowsStored: 1, rowsRejected: 2 });
+      const mr = (await search<MedicationRequest>(`MedicationRequest?subject=Patient/${p1.id}`))[0];
+      t.equal(mr.courseOfTherapyType?.coding?.[0].code, 'continuous');
+      t.equal(mr.courseOfTherapyType?.text, '长处方');
+      t.same(mr.dispenseRequest?.expectedSupplyDuration, { value: 84, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' });
+    });
+
+    await t.test('refusals', async (t) => {
+      t.equal((await post('x-rays', 'a\n', 'text/csv')).statusCode, 404);
+      t.equal((await post('patients', 'a\n', 'text/plain')).statusCode, 415);
+      t.equal((await post('patients', 'a\n', 'text/csv; charset=latin1')).statusCode, 415);
+      t.equal((await post('patients', 'mrn\nP9\n', 'text/csv', {} as typeof township)).statusCode, 403, 'the administrator acts for no institution');
+      const noHeader = await post('patients', 'mrn,phone\nP9,1\n', 'text/csv');
+      t.equal(noHeader.statusCode, 400);
+      t.match(noHeader.body, 'name');
+      const unclosed = await post('patients', 'mrn,name\nP9,"open\n', 'text/csv');
+      t.equal(unclosed.statusCode, 400);
+      const jobs = (await app.inject({ url: '/ingest/jobs', headers: township })).json<{ items: Job[] }>();
+      t.ok(jobs.items.some((j) => j.status === 'failed' && j.error), 'a failed load is recorded with its reason');
+    });
+  });
+}
