@@ -209,6 +209,13 @@ for (const backend of BACKENDS) {
       const other = await app.inject({ url: `/fhir/$recognize?patient=Patient/${patient}&code=${encodeURIComponent(`${LOINC}|4548-4`)}&institution=${COUNTY}`, headers: await bearer('township1-his') });
       t.equal(other.statusCode, 403, 'a client orders only for its own institution');
       t.equal((await ta.anonymous({ url: `/fhir/$recognize?patient=Patient/${patient}&code=x|y` })).statusCode, 401);
+      // A client that may not search results: refused, and the refusal is in the audit trail.
+      const narrow = await ta.token('township1-his', ['system/Patient.rs']);
+      const refusals = async () => (await ta.tdb.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event WHERE outcome = '4' AND client_id = 'township1-his'`)).rows[0].n;
+      const before = await refusals();
+      const refused = await app.inject({ url: `/fhir/$recognize?patient=Patient/${patient}&code=${encodeURIComponent(`${LOINC}|4548-4`)}`, headers: { authorization: `Bearer ${narrow}` } });
+      t.equal(refused.statusCode, 403, refused.body.slice(0, 200));
+      t.equal((await refusals()) - before, 1, 'the refusal is audited, once');
     });
   });
 }
