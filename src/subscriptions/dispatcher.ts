@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { Subscription } from '@medplum/fhirtypes';
 import type { Db } from '../store/index.js';
 import { readCurrent } from '../store/index.js';
 import type { Logger } from '../logger.js';
@@ -21,7 +21,7 @@ import { SYSTEM_CONTEXT } from '../fhir/context.js';
 import { notificationBundle, type NotificationType, type NotifiedEvent } from './notification.js';
 import { RestHookSender } from './rest-hook.js';
 import { LocalQueue, RedisQueue, type WorkItem, type WorkQueue } from './queue.js';
-import { claimDue, eventsAfter, readState, recordFailure, recordSuccess, releaseLease, stateCounts, takeLease, type SubscriptionState } from './state.js';
+import { claimDue, eventsAfter, notifiedEvent, readState, recordFailure, recordSuccess, releaseLease, stateCounts, takeLease, type SubscriptionState } from './state.js';
 
 export type DispatcherConfig = Pick<
   Config,
@@ -244,15 +244,7 @@ export class Dispatcher {
       // Read ahead in batches; send maxCount events per notification, each batch in order.
       const rows = await eventsAfter(db, state.id, through, Math.max(100, state.spec.maxCount), undefined, full);
       if (rows.length === 0) break;
-      const events: NotifiedEvent[] = rows.map((r) => ({
-        eventNumber: r.event_number,
-        timestamp: r.created,
-        type: r.type,
-        id: r.id,
-        versionId: r.version_id,
-        action: r.action,
-        resource: full && r.action !== 'delete' && r.content ? (JSON.parse(r.content) as Resource) : undefined,
-      }));
+      const events = rows.map((r) => notifiedEvent(r, full));
       for (let i = 0; i < events.length && this.running && !this.dead; i += state.spec.maxCount) {
         const chunk = events.slice(i, i + state.spec.maxCount);
         if (!(await this.send(state, me, 'event-notification', chunk, flush))) return;

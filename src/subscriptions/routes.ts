@@ -4,7 +4,7 @@
  * notification Bundle, so that a subscriber that missed some can catch up).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Parameters, Resource } from '@medplum/fhirtypes';
+import type { Parameters } from '@medplum/fhirtypes';
 import type { Config } from '../config.js';
 import type { Db } from '../store/index.js';
 import { GatewayError } from '../errors.js';
@@ -12,8 +12,8 @@ import { assertCan, can, forbidden } from '../auth/policy.js';
 import { recordAccess } from '../audit/index.js';
 import { restContext, FHIR_JSON } from '../fhir/routes.js';
 import type { RequestContext } from '../fhir/context.js';
-import { notificationBundle, statusSearchset, type NotifiedEvent, type StatusFacts } from './notification.js';
-import { eventsAfter, readState, type SubscriptionState } from './state.js';
+import { notificationBundle, statusSearchset, type StatusFacts } from './notification.js';
+import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
 import type { WebsocketHub } from './websocket.js';
 
@@ -111,15 +111,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     const content = contentRaw as PayloadContent;
     const rows = await eventsAfter(deps.db, state.id, since - 1, deps.config.maxPageSize, until, content === 'full-resource');
     // What the events carry is read now, with the asking client's rights.
-    const events: NotifiedEvent[] = rows.map((r) => ({
-      eventNumber: r.event_number,
-      timestamp: r.created,
-      type: r.type,
-      id: r.id,
-      versionId: r.version_id,
-      action: r.action,
-      resource: r.content && r.action !== 'delete' && can(ctx, r.type, 'r') ? (JSON.parse(r.content) as Resource) : undefined,
-    }));
+    const events = rows.map((r) => notifiedEvent(r, can(ctx, r.type, 'r')));
     await recordAccess(deps.db, ctx, [
       { interaction: 'read', outcome: '0', resources: [`Subscription/${state.id}`, ...events.map((e) => `${e.type}/${e.id}/_history/${e.versionId}`)], patients: [] },
     ]);

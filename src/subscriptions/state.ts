@@ -5,7 +5,9 @@
  * says which subscription to look at.
  */
 import type { Queryable } from '../store/index.js';
+import type { Resource } from '@medplum/fhirtypes';
 import type { SubscriptionSpec } from './spec.js';
+import type { NotifiedEvent } from './notification.js';
 
 export interface StateRow {
   id: string;
@@ -57,6 +59,22 @@ function toState(r: StateRow): SubscriptionState {
 export async function readState(q: Queryable, id: string): Promise<SubscriptionState | undefined> {
   const { rows } = await q.query<StateRow>('SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id) WHERE s.id = $1', [id]);
   return rows[0] ? toState(rows[0]) : undefined;
+}
+
+/**
+ * An event row as a notification event; `carry`: whether the version's content goes with it
+ * (full-resource content the reader may see; never for a deletion).
+ */
+export function notifiedEvent(r: EventRow, carry: boolean): NotifiedEvent {
+  return {
+    eventNumber: r.event_number,
+    timestamp: r.created,
+    type: r.type,
+    id: r.id,
+    versionId: r.version_id,
+    action: r.action,
+    resource: carry && r.content && r.action !== 'delete' ? (JSON.parse(r.content) as Resource) : undefined,
+  };
 }
 
 /**

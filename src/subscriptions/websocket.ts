@@ -13,8 +13,7 @@ import type { Db } from '../store/index.js';
 import type { SigningKeys } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import { notificationBundle, type NotifiedEvent } from './notification.js';
-import { eventsAfter, readState, type SubscriptionState } from './state.js';
-import type { Resource } from '@medplum/fhirtypes';
+import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
 
 export const WS_PATH = '/ws';
 const TOKEN_TTL_SECONDS = 300;
@@ -168,15 +167,7 @@ export class WebsocketHub {
         if (count > b.cursor) {
           const full = state.spec.content === 'full-resource';
           const rowsAfter = await eventsAfter(this.deps.db, b.id, b.cursor, 500, undefined, full);
-          const events: NotifiedEvent[] = rowsAfter.map((r) => ({
-            eventNumber: r.event_number,
-            timestamp: r.created,
-            type: r.type,
-            id: r.id,
-            versionId: r.version_id,
-            action: r.action,
-            resource: full && r.content && r.action !== 'delete' ? (JSON.parse(r.content) as Resource) : undefined,
-          }));
+          const events = rowsAfter.map((r) => notifiedEvent(r, full));
           for (let i = 0; i < events.length; i += state.spec.maxCount) {
             const chunk = events.slice(i, i + state.spec.maxCount);
             this.send(b, state, 'event-notification', chunk);
