@@ -4,9 +4,9 @@
  * audit entry that auditors can list.
  */
 import t from 'tap';
-import type { Bundle, Consent, Patient, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Consent, Patient } from '@medplum/fhirtypes';
 import { BACKENDS } from '../helpers/db.js';
-import { createTestApp, FHIR_HEADERS, type TestApp } from '../helpers/app.js';
+import { createOverRest as post, createTestApp, entryRefs as ids, FHIR_HEADERS } from '../helpers/app.js';
 import { ID_CARD_SYSTEM, USCC_SYSTEM, mrnSystem } from '../../src/fhir/systems.js';
 import { sensitivityOf } from '../../src/ehr/index.js';
 
@@ -24,13 +24,6 @@ t.test('sensitive categories from labels and codes', async (t) => {
   t.same([...sensitivityOf({ resourceType: 'Condition', subject: { reference: 'Patient/x' }, code: { coding: [{ code: 'I10.x00' }] } })], []);
 });
 
-async function post<T extends Resource = Resource>(ta: TestApp, resource: Resource, headers: Record<string, string>): Promise<T> {
-  const r = await ta.app.inject({ method: 'POST', url: `/fhir/${resource.resourceType}`, headers: { ...FHIR_HEADERS, ...headers }, payload: resource });
-  if (r.statusCode !== 201) throw new Error(r.body);
-  return r.json<T>();
-}
-
-const ids = (b: Bundle) => (b.entry ?? []).map((e) => `${e.resource?.resourceType}/${e.resource?.id}`);
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {

@@ -5,20 +5,13 @@
 import t from 'tap';
 import type { AuditEvent, Bundle, Patient, Resource } from '@medplum/fhirtypes';
 import { BACKENDS } from '../helpers/db.js';
-import { createTestApp, FHIR_HEADERS, type TestApp } from '../helpers/app.js';
+import { createOverRest as post, createTestApp, entryRefs as ids, FHIR_HEADERS } from '../helpers/app.js';
 import { ID_CARD_SYSTEM, mrnSystem } from '../../src/fhir/systems.js';
 
 const COUNTY = '1233042447101234XX';
 const TOWNSHIP = '1233042447102341XF';
 const ID = '330424195603120047'; // 1956-03-12, female
 
-async function post<T extends Resource = Resource>(ta: TestApp, resource: Resource, headers: Record<string, string>): Promise<T> {
-  const r = await ta.app.inject({ method: 'POST', url: `/fhir/${resource.resourceType}`, headers: { ...FHIR_HEADERS, ...headers }, payload: resource });
-  if (r.statusCode !== 201) throw new Error(r.body);
-  return r.json<T>();
-}
-
-const ids = (b: Bundle) => (b.entry ?? []).map((e) => `${e.resource?.resourceType}/${e.resource?.id}`);
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {

@@ -2,6 +2,7 @@
  * A gateway app on an isolated test database, driven with app.inject().
  */
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,3 +63,13 @@ export async function createTestApp(backend: Backend, env: Record<string, string
 }
 
 export const FHIR_HEADERS = { 'content-type': 'application/fhir+json' };
+
+/** Creates a resource over REST as the client of `headers` (the admin without); anything but 201 throws with the answer. */
+export async function createOverRest<T extends Resource>(ta: TestApp, resource: T, headers: Record<string, string> = {}): Promise<T & { id: string }> {
+  const r = await ta.app.inject({ method: 'POST', url: `/fhir/${resource.resourceType}`, headers: { ...FHIR_HEADERS, ...headers }, payload: resource });
+  if (r.statusCode !== 201) throw new Error(r.body);
+  return r.json<T & { id: string }>();
+}
+
+/** `Type/id` of each resource of a Bundle, in order. */
+export const entryRefs = (b: Bundle): string[] => (b.entry ?? []).map((e) => `${e.resource?.resourceType}/${e.resource?.id}`);

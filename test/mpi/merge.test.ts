@@ -5,17 +5,11 @@
 import t from 'tap';
 import type { Bundle, Observation, Parameters, Patient, Person, Resource } from '@medplum/fhirtypes';
 import { BACKENDS } from '../helpers/db.js';
-import { createTestApp, FHIR_HEADERS, type TestApp } from '../helpers/app.js';
+import { createOverRest as create, createTestApp, FHIR_HEADERS, type TestApp } from '../helpers/app.js';
 import { mrnSystem } from '../../src/fhir/systems.js';
 import { findReferences } from '../../src/fhir/references.js';
 
 const COUNTY = '1233042447101234XX';
-
-async function create<T extends Resource>(ta: TestApp, resource: T, headers: Record<string, string> = {}): Promise<T> {
-  const r = await ta.app.inject({ method: 'POST', url: `/fhir/${resource.resourceType}`, headers: { ...FHIR_HEADERS, ...headers }, payload: resource });
-  if (r.statusCode !== 201) throw new Error(r.body);
-  return r.json<T>();
-}
 
 /** Every stored resource but Patients, Persons and the MPI's review Tasks: `Type/id` → its Patient references by path. */
 async function snapshot(ta: TestApp): Promise<Map<string, Record<string, string>>> {
