@@ -10,10 +10,8 @@ import type { Bundle, Quantity, ServiceRequest } from '@medplum/fhirtypes';
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import { restContext } from '../fhir/routes.js';
-import { USCC_SYSTEM } from '../fhir/systems.js';
 import type { Queryable } from '../store/index.js';
-import { findMatches } from '../store/search/index.js';
-import type { Candidate, ItemAnswer } from './recognize.js';
+import { institutionsByUscc, type Candidate, type ItemAnswer } from './recognize.js';
 import type { RecognitionService } from './service.js';
 
 export const CDS_SERVICES = [
@@ -75,12 +73,7 @@ function daysBetween(from: string, to: string): number {
 
 async function institutionNames(db: Queryable, usccs: readonly string[]): Promise<Map<string, string>> {
   const names = new Map<string, string>();
-  if (usccs.length === 0) return names;
-  for (const row of await findMatches(db, 'Organization', { identifier: usccs.map((u) => `${USCC_SYSTEM}|${u}`).join(',') }, 100)) {
-    const org = JSON.parse(row.content as string) as { name?: string; identifier?: { system?: string; value?: string }[] };
-    const uscc = org.identifier?.find((i) => i.system === USCC_SYSTEM)?.value;
-    if (uscc && org.name) names.set(uscc, org.name);
-  }
+  for (const [uscc, i] of await institutionsByUscc(db, usccs)) if (i.name) names.set(uscc, i.name);
   return names;
 }
 

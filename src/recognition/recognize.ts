@@ -201,17 +201,24 @@ function resourcesOf(bundle: Bundle): Resource[] {
   return (bundle.entry ?? []).filter((e) => e.search?.mode !== 'include' && e.resource).map((e) => e.resource as Resource);
 }
 
+/** Name and member level (county/township/village; absent for a non-member) of institutions by USCC, in one indexed lookup. */
+export async function institutionsByUscc(db: Queryable, usccs: readonly string[]): Promise<Map<string, { name?: string; level?: string }>> {
+  const found = new Map<string, { name?: string; level?: string }>();
+  if (usccs.length === 0) return found;
+  const rows = await findMatches(db, 'Organization', { identifier: usccs.map((i) => `${USCC_SYSTEM}|${i}`).join(',') }, 1000);
+  for (const row of rows) {
+    const org = JSON.parse(row.content as string) as { name?: string; identifier?: { system?: string; value?: string }[]; extension?: { url: string; valueCoding?: Coding }[] };
+    const uscc = org.identifier?.find((i) => i.system === USCC_SYSTEM)?.value;
+    const level = org.extension?.find((e) => e.url === INSTITUTION_LEVEL_EXTENSION)?.valueCoding?.code;
+    if (uscc) found.set(uscc, { ...(org.name ? { name: org.name } : {}), ...(level && (INSTITUTION_LEVELS as readonly string[]).includes(level) ? { level } : {}) });
+  }
+  return found;
+}
+
 /** Level of each member institution (USCC → county/township/village); non-members are absent. */
 async function levelsOf(db: Queryable, institutions: readonly string[]): Promise<Map<string, string>> {
   const levels = new Map<string, string>();
-  if (institutions.length === 0) return levels;
-  const rows = await findMatches(db, 'Organization', { identifier: institutions.map((i) => `${USCC_SYSTEM}|${i}`).join(',') }, 1000);
-  for (const row of rows) {
-    const org = JSON.parse(row.content as string) as { identifier?: { system?: string; value?: string }[]; extension?: { url: string; valueCoding?: Coding }[] };
-    const uscc = org.identifier?.find((i) => i.system === USCC_SYSTEM)?.value;
-    const level = org.extension?.find((e) => e.url === INSTITUTION_LEVEL_EXTENSION)?.valueCoding?.code;
-    if (uscc && level && (INSTITUTION_LEVELS as readonly string[]).includes(level)) levels.set(uscc, level);
-  }
+  for (const [uscc, i] of await institutionsByUscc(db, institutions)) if (i.level) levels.set(uscc, i.level);
   return levels;
 }
 
