@@ -5,6 +5,7 @@
  * natural key is written as a conditional update on its identifier, so a resend updates in place.
  */
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { Bundle, BundleEntry, CodeableConcept, Coding, Identifier, Resource } from '@medplum/fhirtypes';
 import { INSTITUTION_TAG_SYSTEM, mrnSystem } from '../../../fhir/systems.js';
 import { valueAt, type Hl7Location, type Hl7Message, type Hl7Segment } from '../model.js';
@@ -104,7 +105,11 @@ function container(root: Record<string, unknown>, tokens: readonly (string | num
   return cur;
 }
 
-/** Puts values at a target: append for `[]`, else the last value wins (later rules override). */
+/**
+ * Puts values at a target: append for `[]`, else the last value wins (later rules override). An
+ * appended value equal to one already there is dropped: the same number may come from two fields
+ * (PID-19 and a self-guarantor's GT1-12, PID-3 and IN2-61), and a list holds it once.
+ */
 function assign(out: unknown, target: readonly (string | number)[], vals: unknown[]): unknown {
   if (vals.length === 0) return out;
   if (target.length === 0) {
@@ -115,7 +120,10 @@ function assign(out: unknown, target: readonly (string | number)[], vals: unknow
   const root = (out !== null && typeof out === 'object' ? out : {}) as Record<string, unknown>;
   const last = target[target.length - 1];
   const parent = container(root, target);
-  if (last === -1) (parent as unknown as unknown[]).push(...vals);
+  if (last === -1) {
+    const list = parent as unknown as unknown[];
+    for (const v of vals) if (!list.some((x) => isDeepStrictEqual(x, v))) list.push(v);
+  }
   else parent[last] = vals[0];
   return root;
 }

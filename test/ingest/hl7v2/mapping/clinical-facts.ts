@@ -95,6 +95,13 @@ export function clinicalFacts(bundle: unknown): Map<string, string> {
       case 'ServiceRequest':
       case 'DiagnosticReport':
         for (const id of arr(r.identifier)) if (s(id.value) !== undefined) put(`${s(r.resourceType)}.identifier|${s(id.value)}`, 'present');
+        // The placer group number (ORC-4) is an order number of the request wherever a converter
+        // files it: msft and rs add it to ServiceRequest.identifier typed PGN, the v2-to-FHIR IG
+        // (and we) put that same Identifier in ServiceRequest.requisition. Same number, same type.
+        if (r.resourceType === 'ServiceRequest') {
+          const req = s(obj(r.requisition).value);
+          if (req !== undefined) put(`ServiceRequest.identifier|${req}`, 'present');
+        }
         if (r.resourceType === 'DiagnosticReport') put(`DiagnosticReport[${firstCode(r.code) ?? '?'}].status`, s(r.status));
         break;
     }

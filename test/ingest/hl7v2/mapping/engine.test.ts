@@ -158,3 +158,43 @@ t.test('REF^I12: the referral is a ServiceRequest keyed on RF1-6; a date-only OB
   t.equal(obs.issued, undefined);
   t.ok(warnings.some((w) => /not an instant/.test(w.message)));
 });
+
+t.test("Patient identifiers from IN2-61, DB1-3 and a self-guarantor's GT1, and only those", async (t) => {
+  const in2 = Array.from({ length: 62 }, () => '');
+  Object.assign(in2, { 0: 'IN2', 6: 'MEDICARE-1', 8: 'MEDICAID-1', 10: 'MIL-1', 61: 'MB-5^^^&2.16.840.1.113883.1.5&ISO^MB' });
+  const adt = (db1Who: string, gt1Who: string, gt1Ssn: string): Patient => {
+    const text = [
+      'MSH|^~\\&|HIS|HOSP|HIE|HIE|20240501103000||ADT^A04|M1|P|2.5.1',
+      'PID|1||M123^^^HOSP^MR||张^三||19800101|1|||||||||||SSN-1',
+      `DB1|1|${db1Who}|DIS-7^^^&1.2.3&ISO^PN`,
+      `GT1|1|G-9^^^HOSP^GN|张^三||||||||${gt1Who}^^HL70063|${gt1Ssn}|||||||EMP-4^^^&1.2.4&ISO^EI`,
+      'IN1|1|CXJM^城乡居民医保|330100^医保局|医保局||||||||20250101|20251231||||SPO^配偶',
+      in2.join('|'),
+    ].join('\r');
+    return mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry }).bundle.entry?.[0].resource as Patient;
+  };
+  const values = (p: Patient): string[] => (p.identifier ?? []).map((i) => i.value ?? '');
+  const self = adt('PT', 'SEL', 'SSN-2');
+  t.match(self.identifier?.find((i) => i.value === 'MB-5'), { system: 'urn:oid:2.16.840.1.113883.1.5', type: { coding: [{ code: 'MB' }] } }, "IN2-61, the patient's member number");
+  t.match(self.identifier?.find((i) => i.value === 'DIS-7'), { system: 'urn:oid:1.2.3' }, 'DB1-3 when DB1-2 is PT');
+  t.ok(['G-9', 'SSN-2', 'EMP-4'].every((v) => values(self).includes(v)), "a self-guarantor's GT1-2, GT1-12 and GT1-19");
+  t.notOk(['MEDICARE-1', 'MEDICAID-1', 'MIL-1'].some((v) => values(self).includes(v)), "the insured's IN2-6/8/10 stay off the Patient");
+  const other = adt('SP', 'SPO', 'SSN-2');
+  t.notOk(['DIS-7', 'G-9', 'SSN-2', 'EMP-4'].some((v) => values(other).includes(v)), "a disabled spouse's and a guarantor spouse's numbers are not the patient's");
+  t.ok(values(other).includes('MB-5'));
+  const same = adt('PT', 'SEL', 'SSN-1');
+  t.equal(values(same).filter((v) => v === 'SSN-1').length, 1, 'the same SSN in PID-19 and GT1-12 is one identifier');
+});
+
+t.test('PDA-1 cause of death becomes a Condition; a PDA without a cause makes none', async (t) => {
+  const adt = (pda: string) =>
+    mapMessage(parseHl7Text(['MSH|^~\\&|HIS|HOSP|HIE|HIE|20240501103000||ADT^A03|M1|P|2.5.1', 'PID|1||M123^^^HOSP^MR||张^三||19800101|1', 'PV1|1|I|||||||||||||||||V987', pda].join('\r')), {
+      sender: { institution: USCC },
+      mappings: registry,
+    }).bundle.entry ?? [];
+  const conditions = adt('PDA|I21.9^急性心肌梗死^I10|||20240502080000+0800').filter((e) => e.resource?.resourceType === 'Condition');
+  t.equal(conditions.length, 1);
+  t.match(conditions[0].resource, { category: [{ text: 'cause of death' }], code: { coding: [{ code: 'I21.9', display: '急性心肌梗死' }] }, recordedDate: '2024-05-02T08:00:00+08:00' });
+  t.match(conditions[0].request, { method: 'PUT', url: /^Condition\?identifier=.*cause-of-death.*\|I21\.9%5C%7CM123$/ }, 'keyed on cause + patient, so a resend updates it');
+  t.equal(adt('PDA||||||Y').filter((e) => e.resource?.resourceType === 'Condition').length, 0);
+});
