@@ -156,14 +156,30 @@ export interface AppendResult {
   readonly ids: string[];
 }
 
+interface Entry {
+  readonly ctx: RequestContext;
+  readonly records: readonly AccessRecord[];
+}
+
 /**
  * Appends the AuditEvents of records to one chain, in q's transaction: one head lock, one
- * multi-row insert with the head update. Given the Db itself (no open transaction), it runs in
- * a transaction of its own.
+ * multi-row insert with the head update. Given the Db itself (no open transaction), the records
+ * are appended in a transaction of the gateway's own, which concurrent callers share (see
+ * GroupAppender); the call resolves once that transaction has committed.
  */
 export async function appendAuditEvents(q: Queryable, ctx: RequestContext, records: readonly AccessRecord[], options: AppendOptions = {}): Promise<AppendResult | undefined> {
   if (records.length === 0) return undefined;
-  if (isDb(q)) return q.tx((t) => appendAuditEvents(t, ctx, records, options));
+  if (isDb(q)) {
+    if (options.recorded || q.joined) return q.tx(async (t) => (await appendEntries(t, [{ ctx, records }], options))[0]);
+    let appender = appenders.get(q);
+    if (!appender) appenders.set(q, (appender = new GroupAppender(q)));
+    return appender.append({ ctx, records });
+  }
+  return (await appendEntries(q, [{ ctx, records }], options))[0];
+}
+
+/** Appends the records of several callers, in order, to one chain in q's transaction. */
+async function appendEntries(q: Queryable, entries: readonly Entry[], options: AppendOptions): Promise<AppendResult[]> {
   const head = await lockHead(q);
   // The database clock, read under the lock: recorded never decreases along a chain, so that a
   // month partition holds a contiguous stretch of every chain (retention cuts chains cleanly).
@@ -173,49 +189,112 @@ export async function appendAuditEvents(q: Queryable, ctx: RequestContext, recor
   );
   const recorded = new Date(at).toISOString();
   const alg = head.alg;
-  const shared = {
-    chain: head.chain,
-    alg,
-    recorded,
-    clientId: ctx.clientId ?? null,
-    institution: ctx.institution ?? null,
-    userId: ctx.userId ?? null,
-    sourceIp: ctx.sourceIp ?? null,
-    purpose: ctx.purposeOfUse ?? 'TREAT',
-  };
   let prev = head.hash;
-  const rows = records.map((rec, i) => {
-    const id = randomUUID();
-    const content = JSON.stringify({ ...buildAuditEvent(ctx, rec, recorded), id });
-    const link: ChainRecord = { ...shared, ...eventColumns(rec), seq: head.seq + 1 + i, id, content };
-    const hash = linkHash(prev, link);
-    const row = {
-      id,
-      seq: link.seq,
-      action: link.action,
-      subtype: link.subtype,
-      outcome: link.outcome,
-      patient_refs: link.patientRefs,
-      entity_refs: link.entityRefs,
-      prev_hash: prev,
-      hash,
-      content,
+  let seq = head.seq;
+  const results: AppendResult[] = [];
+  const rows = entries.flatMap(({ ctx, records }) => {
+    const shared = {
+      chain: head.chain,
+      alg,
+      recorded,
+      clientId: ctx.clientId ?? null,
+      institution: ctx.institution ?? null,
+      userId: ctx.userId ?? null,
+      sourceIp: ctx.sourceIp ?? null,
+      purpose: ctx.purposeOfUse ?? 'TREAT',
     };
-    prev = hash;
-    return row;
+    const ids: string[] = [];
+    results.push({ chain: head.chain, firstSeq: seq + 1, ids });
+    return records.map((rec) => {
+      const id = randomUUID();
+      ids.push(id);
+      const content = JSON.stringify({ ...buildAuditEvent(ctx, rec, recorded), id });
+      const link: ChainRecord = { ...shared, ...eventColumns(rec), seq: ++seq, id, content };
+      const hash = linkHash(prev, link);
+      const row = {
+        id,
+        seq: link.seq,
+        action: link.action,
+        subtype: link.subtype,
+        outcome: link.outcome,
+        client_id: link.clientId,
+        institution: link.institution,
+        user_id: link.userId,
+        source_ip: link.sourceIp,
+        purpose: link.purpose,
+        patient_refs: link.patientRefs,
+        entity_refs: link.entityRefs,
+        prev_hash: prev,
+        hash,
+        content,
+      };
+      prev = hash;
+      return row;
+    });
   });
   const last = rows[rows.length - 1];
   await q.query(
     `WITH ins AS (
        INSERT INTO audit_event (recorded, id, chain, seq, action, subtype, outcome, client_id, institution, user_id, source_ip, purpose,
                                 patient_refs, entity_refs, alg, prev_hash, hash, content)
-       SELECT $2::timestamptz, x.id, $3, x.seq, x.action, x.subtype, x.outcome, $4, $5, $6, $7, $8,
-              x.patient_refs, x.entity_refs, $9, x.prev_hash, x.hash, x.content
-         FROM jsonb_to_recordset($1::jsonb) AS x(id text, seq bigint, action text, subtype text, outcome text,
-              patient_refs text[], entity_refs text[], prev_hash text, hash text, content text)
+       SELECT $2::timestamptz, x.id, $3, x.seq, x.action, x.subtype, x.outcome, x.client_id, x.institution, x.user_id, x.source_ip, x.purpose,
+              x.patient_refs, x.entity_refs, $4, x.prev_hash, x.hash, x.content
+         FROM jsonb_to_recordset($1::jsonb) AS x(id text, seq bigint, action text, subtype text, outcome text, client_id text, institution text,
+              user_id text, source_ip text, purpose text, patient_refs text[], entity_refs text[], prev_hash text, hash text, content text)
      )
-     UPDATE audit_chain SET seq = $10, hash = $11, last_recorded = $2::timestamptz WHERE chain = $3`,
-    [JSON.stringify(rows), recorded, head.chain, shared.clientId, shared.institution, shared.userId, shared.sourceIp, shared.purpose, alg, last.seq, last.hash],
+     UPDATE audit_chain SET seq = $5, hash = $6, last_recorded = $2::timestamptz WHERE chain = $3`,
+    [JSON.stringify(rows), recorded, head.chain, alg, last.seq, last.hash],
   );
-  return { chain: head.chain, firstSeq: head.seq + 1, ids: rows.map((r) => r.id) };
+  return results;
 }
+
+/** Callers whose records wait together for the next group transaction. */
+interface Waiting extends Entry {
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+/** Group transactions of one Db in flight at once (each holds its own chain). */
+const GROUP_TRANSACTIONS = 2;
+/** Most callers in one group transaction. */
+const GROUP_SIZE = 256;
+
+/**
+ * Group commit of the audit records of accesses that write nothing (reads, searches, refusals):
+ * a caller's records join the next group transaction, which starts as soon as fewer than
+ * GROUP_TRANSACTIONS are running. Alone, a caller waits for its own transaction as before; under
+ * load, one transaction (one head lock, one insert, one commit) carries many callers' records,
+ * and each caller still answers only after the commit that holds its records.
+ */
+class GroupAppender {
+  private readonly waiting: Waiting[] = [];
+  private running = 0;
+
+  constructor(private readonly db: Db) {}
+
+  append(entry: Entry): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ ...entry, resolve, reject });
+      if (this.running < GROUP_TRANSACTIONS) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running++;
+    try {
+      while (this.waiting.length > 0) {
+        const group = this.waiting.splice(0, GROUP_SIZE);
+        try {
+          const results = await this.db.tx((t) => appendEntries(t, group, {}));
+          group.forEach((w, i) => w.resolve(results[i]));
+        } catch (e) {
+          for (const w of group) w.reject(e);
+        }
+      }
+    } finally {
+      this.running--;
+    }
+  }
+}
+
+const appenders = new WeakMap<Db, GroupAppender>();

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PostgresDb } from '../../src/store/index.js';
-import { openTestDb, TEST_DATABASE_URL } from '../helpers/db.js';
-import { configureAuditChains, recordAccess, verifyAuditChains } from '../../src/audit/index.js';
-import { HIS, readOf, records } from './helpers.js';
+import { BACKENDS, openTestDb, TEST_DATABASE_URL } from '../helpers/db.js';
+import { appendAuditEvents, configureAuditChains, recordAccess, verifyAuditChains } from '../../src/audit/index.js';
+import { CLINIC, HIS, count, readOf, records } from './helpers.js';
 
 t.test('postgres: concurrent transactions keep every chain valid and contiguous', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL' }, async (t) => {
   const tdb = await openTestDb('postgres');
@@ -47,3 +47,22 @@ t.test('postgres: concurrent transactions keep every chain valid and contiguous'
   );
   t.equal(split.rows[0].n, 0);
 });
+
+for (const backend of BACKENDS) {
+  t.test(`${backend}: audits outside a transaction share group transactions, each caller answered after its commit`, async (t) => {
+    const tdb = await openTestDb(backend);
+    t.teardown(() => tdb.close());
+    const db = tdb.db;
+    await configureAuditChains(db, { chains: 4, alg: 'sm3' });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => appendAuditEvents(db, i % 2 ? HIS : CLINIC, [readOf(`Patient/g${i}`)])));
+    t.equal(new Set(results.map((r) => r?.ids[0])).size, 100, 'every caller got its own event');
+    // Each caller's event is already committed when its call resolves: all 100 are there.
+    t.equal(await count(db, `patient_refs[1] LIKE 'Patient/g%'`), 100);
+    const groups = await db.query<{ n: number }>(`SELECT count(DISTINCT (chain, recorded))::int AS n FROM audit_event WHERE patient_refs[1] LIKE 'Patient/g%'`);
+    t.ok(groups.rows[0].n < 10, `100 callers in ${groups.rows[0].n} transactions`);
+    // Each event keeps its own caller's columns.
+    const clinic = await count(db, `patient_refs[1] LIKE 'Patient/g%' AND client_id = $1 AND user_id = $2`, [CLINIC.clientId, CLINIC.userId]);
+    t.equal(clinic, 50);
+    t.match(await verifyAuditChains(db), { ok: true });
+  });
+}
