@@ -117,10 +117,12 @@ export function sourceUri(ctx: RequestContext): string | undefined {
  * institution whose Organization.partOf chain leads to it. Undefined means no restriction
  * (the gateway itself, or a client that acts for no institution, such as an administrator).
  */
-export async function writableInstitutions(q: Queryable, ctx: RequestContext): Promise<ReadonlySet<string> | undefined> {
+export async function writableInstitutions(q: Queryable, ctx: RequestContext, involved?: Iterable<string | undefined>): Promise<ReadonlySet<string> | undefined> {
   if (!ctx.scopes || !ctx.institution) return undefined;
   const own = new Set([ctx.institution]);
   if (!ctx.subordinates) return own;
+  // The subordinate tree is looked up only when the writes touch another institution's data.
+  if (involved && [...involved].every((i) => i === undefined || i === ctx.institution)) return own;
   const { rows } = await q.query<{ uscc: string }>(
     `WITH RECURSIVE tree(rid, depth) AS (
        SELECT t.rid, 0 FROM sp_token t

@@ -89,14 +89,12 @@ export class Repository {
     const interaction: Interaction =
       requests.length !== 1 ? 'transaction' : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as const)[requests[0].method];
     const results = await this.guard(ctx, interaction, () => this.db.tx((q) => executeWrites(q, requests, ctx, this.writeDeps)));
-    this.writeDeps.hooks?.committed?.();
     return results;
   }
 
   /** Runs work of the caller's (bundle processing) inside one transaction with the write path available. */
   async inTransaction<T>(fn: (q: Queryable, write: (requests: readonly WriteRequest[]) => Promise<WriteResult[]>) => Promise<T>, ctx: RequestContext): Promise<T> {
     const result = await this.guard(ctx, 'transaction', () => this.db.tx((q) => fn(q, (requests) => executeWrites(q, requests, ctx, this.writeDeps))));
-    this.writeDeps.hooks?.committed?.();
     return result;
   }
 

@@ -9,14 +9,14 @@ import { randomUUID } from 'node:crypto';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
+import { StatementBatch, readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
 import { findMatches, queryFromString } from '../store/search/index.js';
 import { recordAccess, type AccessRecord } from '../audit/index.js';
 import type { RequestContext } from './context.js';
 import { findReferences, isConditionalReference } from './references.js';
 import { patientsOf } from './compartment.js';
 import { isKnownResourceType } from './definitions.js';
-import { assertCan, authorizeWrite, writableInstitutions } from '../auth/policy.js';
+import { assertCan, authorizeWrite, institutionOf, writableInstitutions } from '../auth/policy.js';
 
 export interface WriteRequest {
   readonly method: WriteMethod;
@@ -65,8 +65,6 @@ export interface WriteHooks {
     writes: readonly { type: string; id: string; versionId: number; action: 'create' | 'update' | 'delete'; resource?: Resource; previous?: Resource }[],
     at: string,
   ): Promise<void>;
-  /** Told after a write transaction committed (a wake-up only: nothing may depend on it running). */
-  committed?(): void;
 }
 
 /**
@@ -332,7 +330,11 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
   for (const p of ordered) await step(() => resolveTargets(q, [p]), p);
   checkOverlap(ordered);
   for (const p of ordered) await step(() => buildContents([p]), p);
-  const writable = await writableInstitutions(q, ctx);
+  const writable = await writableInstitutions(
+    q,
+    ctx,
+    ordered.flatMap((p) => [p.current && !p.current.deleted ? institutionOf(parseStored(p.current)) : undefined, p.resource ? institutionOf(p.resource) : undefined]),
+  );
   for (const p of ordered) {
     await step(() => {
       if (p.result) {
@@ -389,6 +391,21 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
     if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);
   }
 
+  // The outbox rows for subscriptions travel with the versions' statement (one round trip).
+  const outbox = new StatementBatch();
+  if (writing.length > 0) {
+    outbox.add(
+      `INSERT INTO outbox (created, type, id, version_id, action)
+       SELECT $1::timestamptz, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[])`,
+      [
+        lastUpdated,
+        writing.map((p) => p.req.type),
+        writing.map((p) => p.id),
+        writing.map((p) => (p.current?.versionId ?? 0) + 1),
+        writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
+      ],
+    );
+  }
   await writeVersions(
     q,
     writing.map((p) => ({
@@ -400,6 +417,7 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
       method: p.req.method,
       resource: p.req.method === 'DELETE' ? undefined : p.resource,
     })),
+    outbox,
   );
 
   const audits: AccessRecord[] = [];
@@ -425,17 +443,6 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
   }
   await recordAccess(q, ctx, audits);
   if (writing.length > 0) {
-    await q.query(
-      `INSERT INTO outbox (created, type, id, version_id, action)
-       SELECT $1::timestamptz, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[])`,
-      [
-        lastUpdated,
-        writing.map((p) => p.req.type),
-        writing.map((p) => p.id),
-        writing.map((p) => (p.current?.versionId ?? 0) + 1),
-        writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
-      ],
-    );
     await deps.hooks?.afterStore(
       q,
       writing.map((p) => ({

@@ -16,12 +16,32 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
   /** Runs several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Inside a transaction only: runs fn once the transaction has committed (never if it rolls
+   * back), e.g. to wake a worker for what the transaction queued. fn must not throw.
+   */
+  onCommit?(fn: () => void): void;
+}
+
+/** The after-commit callbacks of one transaction. */
+class CommitCallbacks {
+  private readonly fns: (() => void)[] = [];
+
+  add = (fn: () => void): void => {
+    this.fns.push(fn);
+  };
+
+  run(): void {
+    for (const fn of this.fns) fn();
+  }
 }
 
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs fn in one database transaction: committed when fn resolves, rolled back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /** True for joinTransaction's Db: its tx() runs inside a transaction already open. */
+  readonly joined?: boolean;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -30,12 +50,43 @@ export interface Db extends Queryable {
 export function joinTransaction(db: Db, q: Queryable): Db {
   return {
     kind: db.kind,
+    joined: true,
     query: (sql, params) => q.query(sql, params),
     exec: (sql) => q.exec(sql),
     tx: (fn) => fn(q),
     ping: async () => undefined,
     close: async () => undefined,
   };
+}
+
+/**
+ * Several statements sent as one, so they cost one round trip: every part but the last becomes a
+ * data-modifying CTE of the last. Each part numbers its parameters from $1; they are renumbered
+ * here. PostgreSQL runs every part exactly once and all of them see the snapshot taken before the
+ * statement: a part does not see the rows another part writes (a DELETE of a resource's old index
+ * rows beside the INSERT of its new ones removes only the old ones).
+ */
+export class StatementBatch {
+  private readonly parts: string[] = [];
+  private readonly values: unknown[] = [];
+
+  add(sql: string, params: readonly unknown[]): this {
+    const base = this.values.length;
+    this.parts.push(base === 0 ? sql : sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + base}`));
+    this.values.push(...params);
+    return this;
+  }
+
+  get size(): number {
+    return this.parts.length;
+  }
+
+  async run(q: Queryable): Promise<void> {
+    if (this.parts.length === 0) return;
+    const last = this.parts[this.parts.length - 1];
+    const ctes = this.parts.slice(0, -1).map((sql, i) => `s${i} AS (${sql})`);
+    await q.query(ctes.length ? `WITH ${ctes.join(', ')} ${last}` : last, this.values);
+  }
 }
 
 const INT8_OID = 20;
@@ -103,6 +154,7 @@ export class PostgresDb implements Db {
       broken = true;
     };
     client.on('error', onError);
+    const callbacks = new CommitCallbacks();
     const q: Queryable = {
       query: async <R>(sql: string, params: readonly unknown[] = []) => {
         try {
@@ -119,11 +171,13 @@ export class PostgresDb implements Db {
       exec: async (sql: string) => {
         await q.query(sql);
       },
+      onCommit: callbacks.add,
     };
     try {
       await client.query('BEGIN');
       const result = await fn(q);
       await client.query('COMMIT');
+      callbacks.run();
       return result;
     } catch (e) {
       if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
@@ -177,7 +231,8 @@ export class PgliteDb implements Db {
   async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     // PGlite is one connection: its transaction() holds an exclusive lock so that
     // concurrent requests queue instead of interleaving inside one transaction.
-    return this.pglite.transaction(async (t) =>
+    const callbacks = new CommitCallbacks();
+    const result = await this.pglite.transaction(async (t) =>
       fn({
         query: async <R>(sql: string, params: readonly unknown[] = []) => {
           const r = await t.query<R>(sql, params as unknown[]);
@@ -186,8 +241,11 @@ export class PgliteDb implements Db {
         exec: async (sql: string) => {
           await t.exec(sql);
         },
+        onCommit: callbacks.add,
       }),
     );
+    callbacks.run();
+    return result;
   }
 
   async ping(): Promise<void> {

@@ -7,7 +7,8 @@
 import { evalFhirPathTyped, getSearchParameterDetails, toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource, SearchParameter } from '@medplum/fhirtypes';
 import { searchParametersOf } from '../fhir/definitions.js';
-import type { IndexTable, Queryable } from './index.js';
+import type { IndexTable } from './index.js';
+import type { StatementBatch } from './db.js';
 
 /** Column names (after rid, rtype, code) and their SQL array types, per index table. */
 export const INDEX_COLUMNS: Record<IndexTable, readonly (readonly [string, string])[]> = {
@@ -76,14 +77,14 @@ export class IndexRowSet {
     for (let i = 0; i < values.length; i++) cols[3 + i].push(values[i]);
   }
 
-  /** Writes all rows, one statement per table. */
-  async insert(q: Queryable): Promise<void> {
+  /** Adds the INSERT of every table's rows to a batch (one part per table that has rows). */
+  addInserts(batch: StatementBatch): void {
     for (const [table, cols] of this.columns) {
       if (cols[0].length === 0) continue;
       const extra = INDEX_COLUMNS[table];
       const names = ['rid', 'rtype', 'code', ...extra.map((c) => c[0])];
       const casts = ['bigint', 'text', 'text', ...extra.map((c) => c[1])].map((t, i) => `$${i + 1}::${t}[]`);
-      await q.query(`INSERT INTO ${table} (${names.join(', ')}) SELECT * FROM unnest(${casts.join(', ')})`, cols);
+      batch.add(`INSERT INTO ${table} (${names.join(', ')}) SELECT * FROM unnest(${casts.join(', ')})`, cols);
     }
   }
 }

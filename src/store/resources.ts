@@ -4,7 +4,7 @@
  * out as a handful of set-based statements (unnest), whatever their number.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import type { Queryable } from './db.js';
+import { StatementBatch, type Queryable } from './db.js';
 import { INDEX_TABLES } from './migrations.js';
 import { IndexRowSet, extractIndexRows } from './index-rows.js';
 
@@ -88,14 +88,17 @@ export async function readVersion(q: Queryable, type: string, id: string, versio
 /**
  * Stores versions: new current rows, version rows, and fresh index rows. Returns the rid of
  * each write, in order. Callers run it inside a transaction and hold row locks on updated rows.
+ * Two round trips at most, whatever the number of writes: the INSERT of new resources (it
+ * assigns their rids), then one statement with everything else. `also` holds statements of the
+ * caller's own (the outbox rows) to send with that second statement.
  */
-export async function writeVersions(q: Queryable, writes: readonly VersionWrite[]): Promise<number[]> {
+export async function writeVersions(q: Queryable, writes: readonly VersionWrite[], also: StatementBatch = new StatementBatch()): Promise<number[]> {
   const rids: number[] = new Array(writes.length);
   const contents = writes.map((w) => (w.resource ? JSON.stringify(w.resource) : null));
 
   const fresh = writes.map((w, i) => ({ w, i })).filter(({ w }) => w.rid === undefined);
   if (fresh.length > 0) {
-    const { rows } = await q.query<{ rid: number; ord: number }>(
+    const { rows } = await q.query<{ rid: number; type: string; id: string }>(
       `INSERT INTO resource (type, id, version_id, last_updated, deleted, content)
        SELECT t, i, v, lu, d, c FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[])
          AS x(t, i, v, lu, d, c, ord) ORDER BY ord
@@ -111,13 +114,14 @@ export async function writeVersions(q: Queryable, writes: readonly VersionWrite[
       ],
     );
     // RETURNING order is not guaranteed: match rows back by (type, id).
-    const byKey = new Map(rows.map((r) => [`${(r as unknown as { type: string }).type}/${(r as unknown as { id: string }).id}`, Number(r.rid)]));
+    const byKey = new Map(rows.map((r) => [`${r.type}/${r.id}`, Number(r.rid)]));
     for (const { w, i } of fresh) rids[i] = byKey.get(`${w.type}/${w.id}`) as number;
   }
 
+  const batch = also;
   const existing = writes.map((w, i) => ({ w, i })).filter(({ w }) => w.rid !== undefined);
   if (existing.length > 0) {
-    await q.query(
+    batch.add(
       `UPDATE resource r SET version_id = x.v, last_updated = x.lu, deleted = x.d, content = x.c
          FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::bool[], $5::text[]) AS x(rid, v, lu, d, c)
         WHERE r.rid = x.rid`,
@@ -129,30 +133,34 @@ export async function writeVersions(q: Queryable, writes: readonly VersionWrite[
         existing.map(({ i }) => contents[i]),
       ],
     );
+    // The old index rows go in the same statement as the new ones: it sees only the old.
     const old = existing.map(({ w }) => w.rid as number);
-    for (const table of INDEX_TABLES) await q.query(`DELETE FROM ${table} WHERE rid = ANY($1::bigint[])`, [old]);
+    for (const table of INDEX_TABLES) batch.add(`DELETE FROM ${table} WHERE rid = ANY($1::bigint[])`, [old]);
     for (const { w, i } of existing) rids[i] = w.rid as number;
   }
 
-  await q.query(
-    `INSERT INTO resource_version (rid, version_id, type, id, last_updated, deleted, method, content)
-     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[], $7::text[], $8::text[])`,
-    [
-      rids,
-      writes.map((w) => w.versionId),
-      writes.map((w) => w.type),
-      writes.map((w) => w.id),
-      writes.map((w) => w.lastUpdated),
-      writes.map((w) => !w.resource),
-      writes.map((w) => w.method),
-      contents,
-    ],
-  );
+  if (writes.length > 0) {
+    batch.add(
+      `INSERT INTO resource_version (rid, version_id, type, id, last_updated, deleted, method, content)
+       SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[], $7::text[], $8::text[])`,
+      [
+        rids,
+        writes.map((w) => w.versionId),
+        writes.map((w) => w.type),
+        writes.map((w) => w.id),
+        writes.map((w) => w.lastUpdated),
+        writes.map((w) => !w.resource),
+        writes.map((w) => w.method),
+        contents,
+      ],
+    );
+  }
 
   const index = new IndexRowSet();
   writes.forEach((w, i) => {
     if (w.resource) extractIndexRows(index, rids[i], w.resource);
   });
-  await index.insert(q);
+  index.addInserts(batch);
+  await batch.run(q);
   return rids;
 }

@@ -67,14 +67,25 @@ export class SubscriptionOutbox {
 
   constructor(private readonly opts: SpecOptions) {}
 
-  /** Calls `fn` after each committed write transaction of this process; returns the unsubscribe. */
+  /** Transactions that queued something to deliver (their listeners are told once each). */
+  private readonly toDeliver = new WeakSet<Queryable>();
+
+  /**
+   * Calls `fn` after each committed write transaction of this process that appended events or
+   * changed a Subscription; returns the unsubscribe.
+   */
   onCommitted(fn: () => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
 
-  committed(): void {
-    for (const fn of this.listeners) fn();
+  /** Wakes the listeners when q's transaction commits. */
+  private deliverAfterCommit(q: Queryable): void {
+    if (this.toDeliver.has(q) || !q.onCommit) return;
+    this.toDeliver.add(q);
+    q.onCommit(() => {
+      for (const fn of this.listeners) fn();
+    });
   }
 
   get topics(): ReadonlyMap<string, Topic> {
@@ -85,6 +96,7 @@ export class SubscriptionOutbox {
   async beforeStore(q: Queryable, ctx: RequestContext, writes: readonly PendingWrite[]): Promise<void> {
     for (const w of writes) {
       if (w.type !== 'Subscription') continue;
+      this.deliverAfterCommit(q);
       if (w.method === 'DELETE') {
         await q.query('DELETE FROM subscription_state WHERE id = $1', [w.id]);
         await q.query('DELETE FROM subscription_counter WHERE id = $1', [w.id]);
@@ -170,17 +182,16 @@ export class SubscriptionOutbox {
       }
     }
     for (const [id, hits] of matched) {
-      const { rows: counted } = await q.query<{ events_count: number }>(
-        'UPDATE subscription_counter SET events_count = events_count + $2 WHERE id = $1 RETURNING events_count',
-        [id, hits.length],
-      );
-      const last = Number(counted[0].events_count);
+      // The subscription's next event numbers and its events, in one statement.
       await q.query(
-        `INSERT INTO subscription_event (subscription_id, event_number, created, type, id, version_id, action)
-         SELECT $1, n, $2::timestamptz, t, i, v, a FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[]) AS x(n, t, i, v, a)`,
-        [id, at, hits.map((_, i) => last - hits.length + 1 + i), hits.map((h) => h.type), hits.map((h) => h.id), hits.map((h) => h.versionId), hits.map((h) => h.action)],
+        `WITH c AS (UPDATE subscription_counter SET events_count = events_count + $3 WHERE id = $1 RETURNING events_count)
+         INSERT INTO subscription_event (subscription_id, event_number, created, type, id, version_id, action)
+         SELECT $1, c.events_count - $3 + x.n, $2::timestamptz, x.t, x.i, x.v, x.a
+           FROM c, unnest($4::text[], $5::text[], $6::int[], $7::text[]) WITH ORDINALITY AS x(t, i, v, a, n)`,
+        [id, at, hits.length, hits.map((h) => h.type), hits.map((h) => h.id), hits.map((h) => h.versionId), hits.map((h) => h.action)],
       );
     }
+    if (matched.size > 0) this.deliverAfterCommit(q);
   }
 
   private async matches(q: Queryable, spec: SubscriptionSpec, w: StoredWrite): Promise<boolean> {
