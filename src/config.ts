@@ -44,6 +44,12 @@ export interface Config {
   readonly auditChains: number;
   /** Months of audit records kept; older whole months are dropped. */
   readonly auditRetentionMonths: number;
+  /** Days a delivered subscription event is kept (for $events). */
+  readonly subscriptionEventRetentionDays: number;
+  /** Days an HL7 v2 message control id is remembered to recognise a resent message. */
+  readonly hl7DuplicateWindowDays: number;
+  /** Days a replayed or discarded dead letter is kept. */
+  readonly deadLetterRetentionDays: number;
   /** Directory of the ConceptMap JSON files (local codes → LOINC / ICD-10) loaded at start. */
   readonly terminologyDir: string;
   /** MLLP (HL7 v2 over TCP) listener port; 0: no listener. */
@@ -187,6 +193,33 @@ export const ENV_VARS: readonly EnvVar[] = [
     min: 6,
     max: 1200,
     description: 'Months of audit records kept before whole monthly partitions are dropped. At least 6 (Cybersecurity Law art. 21: network logs kept no less than six months); default 180 (15 years, the outpatient record period).',
+  },
+  {
+    name: 'SUBSCRIPTION_EVENT_RETENTION_DAYS',
+    key: 'subscriptionEventRetentionDays',
+    type: 'integer',
+    default: '30',
+    min: 1,
+    max: 3650,
+    description: 'Days a subscription event is kept after it was delivered, for `$events`. An event not yet delivered is kept however old. Pruned at start and daily.',
+  },
+  {
+    name: 'HL7_DUPLICATE_WINDOW_DAYS',
+    key: 'hl7DuplicateWindowDays',
+    type: 'integer',
+    default: '90',
+    min: 1,
+    max: 3650,
+    description: 'Days an HL7 v2 message control id (MSH-10, per sender) is remembered, so that a resent message is acknowledged again without being stored twice. Pruned at start and daily.',
+  },
+  {
+    name: 'DEAD_LETTER_RETENTION_DAYS',
+    key: 'deadLetterRetentionDays',
+    type: 'integer',
+    default: '180',
+    min: 1,
+    max: 3650,
+    description: 'Days a dead letter is kept after it was replayed or discarded. A dead letter still waiting is kept however old. Pruned at start and daily.',
   },
   {
     name: 'TERMINOLOGY_DIR',

@@ -9,6 +9,7 @@ import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } 
 import { loadDemoCommunity, readDemoQualifications } from './demo/index.js';
 import { buildApp } from './app.js';
 import { maintainAuditPartitions, prepareAudit } from './audit/index.js';
+import { pruneWorkingTables } from './ops/retention.js';
 import { startMllpServer } from './ingest/mllp/index.js';
 import { Redis } from 'ioredis';
 
@@ -34,11 +35,23 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   logger.info({ store: db.kind }, 'store opened');
   const audit = await prepareAudit(db, config);
   logger.info({ hash: audit.alg, chains: audit.chains }, 'audit trail ready');
-  // Keep next month's audit partition ready and drop months past retention, once a day.
+  // Keep next month's audit partition ready and drop months past retention, once a day; prune
+  // the working tables (delivered events, old control ids, closed dead letters) at start and daily.
+  const prune = () =>
+    pruneWorkingTables(db, {
+      subscriptionEventDays: config.subscriptionEventRetentionDays,
+      hl7ProcessedDays: config.hl7DuplicateWindowDays,
+      deadLetterDays: config.deadLetterRetentionDays,
+    }).then(
+      (pruned) => logger.info({ pruned }, 'working tables pruned'),
+      (err: unknown) => logger.error({ err }, 'pruning the working tables failed'),
+    );
+  await prune();
   const maintenance = setInterval(() => {
     maintainAuditPartitions(db, { retentionMonths: config.auditRetentionMonths }).catch((err: unknown) =>
       logger.error({ err }, 'audit partition maintenance failed'),
     );
+    void prune();
   }, 24 * 3_600_000);
   maintenance.unref();
   const fhir = await createFhirServices(config, db);

@@ -3,13 +3,14 @@
  * requests (a transaction), and in ONE database transaction this module:
  * resolves conditional creates/updates/deletes and conditional references → rewrites
  * urn:uuid: references → validates → stores versions and index rows → appends the AuditEvents
- * → appends outbox rows for subscriptions. The caller acknowledges only after commit.
+ * → appends the matched subscription events (the outbox, subscriptions/outbox.ts). The caller
+ * acknowledges only after commit.
  */
 import { randomUUID } from 'node:crypto';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { StatementBatch, readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
+import { readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
 import { findMatches, queryFromString } from '../store/search/index.js';
 import { recordAccess, type AccessRecord } from '../audit/index.js';
 import type { RequestContext } from './context.js';
@@ -391,21 +392,6 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
     if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);
   }
 
-  // The outbox rows for subscriptions travel with the versions' statement (one round trip).
-  const outbox = new StatementBatch();
-  if (writing.length > 0) {
-    outbox.add(
-      `INSERT INTO outbox (created, type, id, version_id, action)
-       SELECT $1::timestamptz, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[])`,
-      [
-        lastUpdated,
-        writing.map((p) => p.req.type),
-        writing.map((p) => p.id),
-        writing.map((p) => (p.current?.versionId ?? 0) + 1),
-        writing.map((p) => (p.req.method === 'DELETE' ? 'delete' : !p.current || p.current.deleted ? 'create' : 'update')),
-      ],
-    );
-  }
   await writeVersions(
     q,
     writing.map((p) => ({
@@ -417,7 +403,6 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
       method: p.req.method,
       resource: p.req.method === 'DELETE' ? undefined : p.resource,
     })),
-    outbox,
   );
 
   const audits: AccessRecord[] = [];

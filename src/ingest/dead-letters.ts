@@ -188,7 +188,8 @@ export async function matchingIds(q: Queryable, f: DeadLetterFilter, limit: numb
 export async function recordReplay(q: Queryable, id: number, result: { done: boolean; text: string }): Promise<void> {
   await q.query(
     `UPDATE dead_letter SET attempts = attempts + 1, last_attempt = now(), replay_result = $2,
-            status = CASE WHEN $3::boolean THEN 'replayed' ELSE status END
+            status = CASE WHEN $3::boolean THEN 'replayed' ELSE status END,
+            closed_at = CASE WHEN $3::boolean THEN now() ELSE closed_at END
       WHERE id = $1`,
     [id, result.text.slice(0, 2000), result.done],
   );
@@ -200,7 +201,7 @@ export async function recordReplay(q: Queryable, id: number, result: { done: boo
  */
 export async function settleDeadLetters(q: Queryable, senderId: string, controlId: string, text: string): Promise<void> {
   await q.query(
-    `UPDATE dead_letter SET status = 'replayed', replay_result = $3
+    `UPDATE dead_letter SET status = 'replayed', replay_result = $3, closed_at = now()
       WHERE sender_id = $1 AND control_id = $2 AND status = 'new'`,
     [senderId, controlId, text],
   );
@@ -209,7 +210,7 @@ export async function settleDeadLetters(q: Queryable, senderId: string, controlI
 /** Discards an open dead letter. False when it is not open (already replayed or discarded). */
 export async function discardDeadLetter(q: Queryable, id: number, reason: string, by: string): Promise<boolean> {
   const { rows } = await q.query(
-    `UPDATE dead_letter SET status = 'discarded', discard_reason = $2, discarded_by = $3
+    `UPDATE dead_letter SET status = 'discarded', discard_reason = $2, discarded_by = $3, closed_at = now()
       WHERE id = $1 AND status = 'new' RETURNING id`,
     [id, reason, by],
   );

@@ -440,6 +440,21 @@ CREATE TABLE ingest_job (
 CREATE INDEX ingest_job_institution ON ingest_job (institution, started_at);
 `,
   },
+  {
+    version: 14,
+    name: 'retention of working tables',
+    sql: `
+-- The table of matched subscription events (subscription_event) is the outbox that delivery
+-- reads; the per-write outbox table of version 1 was never read, and only grew.
+DROP TABLE outbox;
+-- When a dead letter stopped waiting (replayed or discarded): its retention counts from then.
+ALTER TABLE dead_letter ADD COLUMN closed_at timestamptz;
+UPDATE dead_letter SET closed_at = COALESCE(last_attempt, received_at) WHERE status <> 'new';
+CREATE INDEX dead_letter_closed ON dead_letter (closed_at) WHERE status <> 'new';
+CREATE INDEX hl7_processed_at ON hl7_processed (processed_at);
+CREATE INDEX subscription_event_created ON subscription_event (created);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

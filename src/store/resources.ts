@@ -89,10 +89,9 @@ export async function readVersion(q: Queryable, type: string, id: string, versio
  * Stores versions: new current rows, version rows, and fresh index rows. Returns the rid of
  * each write, in order. Callers run it inside a transaction and hold row locks on updated rows.
  * Two round trips at most, whatever the number of writes: the INSERT of new resources (it
- * assigns their rids), then one statement with everything else. `also` holds statements of the
- * caller's own (the outbox rows) to send with that second statement.
+ * assigns their rids), then one statement with everything else.
  */
-export async function writeVersions(q: Queryable, writes: readonly VersionWrite[], also: StatementBatch = new StatementBatch()): Promise<number[]> {
+export async function writeVersions(q: Queryable, writes: readonly VersionWrite[]): Promise<number[]> {
   const rids: number[] = new Array(writes.length);
   const contents = writes.map((w) => (w.resource ? JSON.stringify(w.resource) : null));
 
@@ -118,7 +117,7 @@ export async function writeVersions(q: Queryable, writes: readonly VersionWrite[
     for (const { w, i } of fresh) rids[i] = byKey.get(`${w.type}/${w.id}`) as number;
   }
 
-  const batch = also;
+  const batch = new StatementBatch();
   const existing = writes.map((w, i) => ({ w, i })).filter(({ w }) => w.rid !== undefined);
   if (existing.length > 0) {
     batch.add(

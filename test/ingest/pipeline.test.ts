@@ -106,7 +106,7 @@ for (const backend of BACKENDS) {
 
     t.test('the database fails mid-transaction: no data, AE asking to resend, dead letter spooled, nothing lost', async (t) => {
       const before = await f.count('resource');
-      f.faults.dieOn = /INSERT INTO outbox/;
+      f.faults.dieOn = /INSERT INTO resource_version/;
       const raw = msg({ controlId: 'DOWN-1', mrn: 'DOWN1' });
       const r = await f.pipeline.handleMessage(raw, MLLP);
       f.faults.dieOn = undefined;
@@ -150,7 +150,7 @@ for (const backend of BACKENDS) {
       const refused = await f.pipeline.handleMessage(msg({ type: 'ORU^R99^ORU_R01', controlId: 'ENH-5', acceptAck: 'AL', applicationAck: 'AL' }), MLLP);
       t.same(codes(refused), ['CR'], 'refused: CR and no application ACK');
       t.match(ackOf(refused.acks[0]).err?.[3], /^200\^/, 'ERR names the unsupported message type');
-      f.faults.dieOn = /INSERT INTO outbox/;
+      f.faults.dieOn = /INSERT INTO resource_version/;
       const down = await f.pipeline.handleMessage(msg({ controlId: 'ENH-6', mrn: 'ENH6', acceptAck: 'AL', applicationAck: 'AL' }), MLLP);
       f.faults.dieOn = undefined;
       f.faults.down = false;

@@ -10,7 +10,7 @@ for (const backend of BACKENDS) {
       const { rows } = await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_migration');
       t.equal(rows[0].n, MIGRATIONS.length);
       t.equal(await migrate(tdb.db), 0, 'a second run applies nothing');
-      for (const table of ['resource', 'resource_version', 'audit_event', 'outbox', ...INDEX_TABLES]) {
+      for (const table of ['resource', 'resource_version', 'audit_event', 'subscription_event', ...INDEX_TABLES]) {
         const r = await tdb.db.query(`SELECT count(*) FROM ${table}`);
         t.equal(r.rows.length, 1, `${table} exists`);
       }
@@ -21,11 +21,11 @@ for (const backend of BACKENDS) {
       t.teardown(() => tdb.close());
       await t.rejects(
         tdb.db.tx(async (q) => {
-          await q.query(`INSERT INTO outbox (created, type, id, version_id, action) VALUES (now(), 'Patient', 'a', 1, 'create')`);
+          await q.query(`INSERT INTO resource (type, id, version_id, last_updated, content) VALUES ('Patient', 'a', 1, now(), '{}')`);
           throw new Error('boom');
         }),
       );
-      const { rows } = await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+      const { rows } = await tdb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM resource');
       t.equal(rows[0].n, 0);
     });
   });
