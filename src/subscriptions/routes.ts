@@ -16,11 +16,14 @@ import { notificationBundle, statusSearchset, type StatusFacts } from './notific
 import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
 import type { WebsocketHub } from './websocket.js';
+import type { Dispatcher } from './dispatcher.js';
 
 export interface SubscriptionRouteDeps {
   readonly db: Db;
   readonly config: Pick<Config, 'baseUrl' | 'maxPageSize'>;
   readonly websockets: WebsocketHub;
+  /** Retry now ($retry); without it the operation is not offered. */
+  readonly dispatcher?: Pick<Dispatcher, 'retryNow'>;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -117,6 +120,22 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     ]);
     return send(reply, notificationBundle(base, facts(state), 'query-event', content, events));
   });
+
+  if (deps.dispatcher) {
+    const dispatcher = deps.dispatcher;
+    // Retry now: the operator (or the owner) does not wait for the back-off after a fix at the subscriber.
+    app.post<{ Params: { id: string } }>('/Subscription/:id/$retry', { config: { interaction: 'operation' } }, async (req, reply) => {
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 'u');
+      const state = await ownState(deps.db, ctx, req.params.id);
+      if (state.status === 'off' || !(await dispatcher.retryNow(state.id))) {
+        throw new GatewayError('GW_ERR_BUSINESS_RULE', `Subscription/${state.id} is off; its owner turns it on with status requested`, { expression: 'status' });
+      }
+      await recordAccess(deps.db, ctx, [{ interaction: 'operation', operation: '$retry', outcome: '0', resources: [`Subscription/${state.id}`], patients: [] }]);
+      const after = await readState(deps.db, state.id);
+      return send(reply, statusSearchset(base, after ? [facts(after)] : []));
+    });
+  }
 
   const bindingToken = async (req: FastifyRequest, ids: string[]) => {
     const ctx = restContext(req);
