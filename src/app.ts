@@ -21,7 +21,7 @@ import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 import websocketPlugin from '@fastify/websocket';
-import { Dispatcher, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
+import { Dispatcher, subscriptionDeliveryRoutes, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
 
 export interface AppDeps {
   readonly db: Db;
@@ -114,6 +114,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(websocketPlugin);
   await app.register(async (scope) => websocketRoute(scope, websockets));
   await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets, dispatcher });
+  await app.register(subscriptionDeliveryRoutes({ db: deps.db, config }), { prefix: '/subscriptions' });
   await app.register(dicomRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir });
   await app.register(extractRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.

@@ -13,7 +13,7 @@ import { recordAccess } from '../audit/index.js';
 import { restContext, FHIR_JSON } from '../fhir/routes.js';
 import type { RequestContext } from '../fhir/context.js';
 import { notificationBundle, statusSearchset, type StatusFacts } from './notification.js';
-import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
+import { eventsAfter, notifiedEvent, readState, type StateRow, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
 import type { WebsocketHub } from './websocket.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -163,4 +163,70 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     const ids = ([] as string[]).concat((req.query as Query).id ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
     return send(reply, await bindingToken(req, ids));
   });
+}
+
+/** One subscription's delivery, as the operators' console shows it. */
+export interface DeliveryRow {
+  readonly id: string;
+  readonly status: string;
+  readonly channel: string;
+  readonly topic?: string;
+  readonly owner?: string;
+  readonly events: number;
+  readonly deliveredThrough: number;
+  /** Events not yet delivered. */
+  readonly backlog: number;
+  readonly failures: number;
+  readonly deliveredTotal: number;
+  readonly failedTotal: number;
+  readonly lastError?: string;
+  readonly lastAttempt?: string;
+  readonly lastDelivered?: string;
+  readonly nextAttempt?: string;
+}
+
+/**
+ * GET /subscriptions/delivery: every subscription available to the caller (its own; all for an
+ * administrator) with its status, backlog, failures, last error and the times of the last and
+ * next attempts. Plain JSON for the console; the FHIR view of the same is `$status`.
+ */
+export function subscriptionDeliveryRoutes(deps: Pick<SubscriptionRouteDeps, 'db' | 'config'>) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get('/delivery', { config: { interaction: 'subscription-delivery' } }, async (req): Promise<{ subscriptions: DeliveryRow[] }> => {
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 's');
+      const { rows } = await deps.db.query<StateRow & { events_count: number }>(
+        `SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id)
+          WHERE ($1::text IS NULL OR s.owner_client = $1) ORDER BY s.created, s.id LIMIT $2`,
+        [ctx.role === 'admin' ? null : (ctx.clientId ?? ''), deps.config.maxPageSize],
+      );
+      const iso = (v: string | Date | null) => (v === null ? undefined : new Date(v).toISOString());
+      const subscriptions = rows.map((r): DeliveryRow => {
+        const spec = JSON.parse(r.spec) as { topic?: string };
+        const events = Number(r.events_count);
+        const through = Number(r.delivered_through);
+        const row: Record<string, unknown> = {
+          id: r.id,
+          status: r.status,
+          channel: r.channel,
+          topic: spec.topic,
+          owner: r.owner_client ?? undefined,
+          events,
+          deliveredThrough: through,
+          backlog: r.status === 'off' ? 0 : Math.max(0, events - through),
+          failures: r.failures,
+          deliveredTotal: Number(r.delivered_total),
+          failedTotal: Number(r.failed_total),
+          lastError: r.last_error ?? undefined,
+          lastAttempt: iso(r.last_attempt),
+          lastDelivered: iso(r.last_delivered),
+          nextAttempt: r.status === 'requested' || r.status === 'active' ? iso(r.next_attempt) : undefined,
+        };
+        for (const k of Object.keys(row)) if (row[k] === undefined) delete row[k];
+        return row as unknown as DeliveryRow;
+      });
+      await recordAccess(deps.db, ctx, [{ interaction: 'search-type', outcome: '0', resources: subscriptions.map((x) => `Subscription/${x.id}`), patients: [], query: 'subscriptions/delivery' }]);
+      return { subscriptions };
+    });
+  };
 }
