@@ -54,14 +54,14 @@ const today = () => new Date().toISOString().slice(0, 10);
 export function Audit() {
   const t = useT();
   const [form, setForm] = useState({ system: ID_CARD, identifier: '', client: '', institution: '', from: '', to: '', action: '' });
-  const [query, setQuery] = useState<string | undefined>();
+  const [query, setQuery] = useState<{ text: string; asked: number } | undefined>();
   const [pages, setPages] = useState<Bundle[]>([]);
   const [verify, setVerify] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
 
   const loaded = useLoad(async () => {
     if (query === undefined) return undefined;
-    const first = await getJson<Bundle>(`/fhir/AuditEvent?${query}`);
+    const first = await getJson<Bundle>(`/fhir/AuditEvent?${query.text}`);
     setPages([first]);
     return first;
   }, [query]);
@@ -81,8 +81,9 @@ export function Audit() {
     if (form.to) p.append('date', `le${form.to}`);
     if (form.action) p.set('action', form.action);
     p.set('_count', '50');
-    // A new string each time, so that the same search runs again.
-    setQuery(`${p.toString()}&_sort=-date`);
+    p.set('_sort', '-date');
+    // A new object each time, so that asking the same again searches again.
+    setQuery({ text: p.toString(), asked: Date.now() });
   };
 
   const more = async () => {
