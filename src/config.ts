@@ -361,7 +361,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     type: 'integer',
     default: '60',
     min: 1,
-    description: 'A feed that sent messages in the last day but nothing for this many minutes is flagged stale in `/console/api/feeds`.',
+    description: 'A feed that sent messages in the last day but nothing for this many minutes is flagged stale in `GET /ingest/feeds` (the feeds screen of the console).',
   },
 ];
 

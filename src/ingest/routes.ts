@@ -20,7 +20,7 @@ import type { components, operations } from '../openapi/types.js';
 import { DEAD_LETTER_STATUSES, discardDeadLetter, getDeadLetter, listDeadLetters, matchingIds, type DeadLetter, type DeadLetterStatus } from './dead-letters.js';
 import { decodeRaw } from './envelope.js';
 import type { IngestPipeline, PipelineResult } from './pipeline.js';
-import { feedStatistics, type FeedReport } from './feeds.js';
+import { feedStatistics } from './feeds.js';
 import type { SenderRegistry } from './senders.js';
 
 type DeadLetterJson = components['schemas']['DeadLetter'];
@@ -203,7 +203,7 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
 
   if (opts.feeds) {
     const feeds = opts.feeds;
-    app.get('/feeds', { config: { interaction: 'feed-statistics' } }, async (req): Promise<FeedReport> => {
+    app.get('/feeds', { config: { interaction: 'feed-statistics' } }, async (req): Promise<components['schemas']['FeedReport']> => {
       await admin(req);
       const hours = integer((req.query as { hours?: unknown }).hours, 'hours', 1, 24 * 31, 24) as number;
       const report = await feedStatistics(db, feeds.senders, { hours, staleMinutes: feeds.staleMinutes, institutionOfClient: feeds.institutionOfClient });
