@@ -123,6 +123,8 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
 
   if (deps.dispatcher) {
     const dispatcher = deps.dispatcher;
+    // $retry takes no input: a Parameters body, if any, is not read.
+    if (!app.hasContentTypeParser('application/fhir+json')) app.addContentTypeParser('application/fhir+json', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
     // Retry now: the operator (or the owner) does not wait for the back-off after a fix at the subscriber.
     app.post<{ Params: { id: string } }>('/Subscription/:id/$retry', { config: { interaction: 'operation' } }, async (req, reply) => {
       const ctx = restContext(req);
