@@ -205,13 +205,14 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
     if (!client || client.disabled) {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', 'The console session has ended (logout, idle time or its maximum length): log in again', `Bearer realm="${REALM}"`);
     }
+    const userId = userIdOf(req.headers['x-user-id']);
     req.auth = {
       clientId: client.clientId,
       ...(client.institution ? { institution: client.institution } : {}),
       scopes: client.scopes,
       ...(client.role ? { role: client.role } : {}),
       ...(client.subordinates ? { subordinates: true } : {}),
-      ...(userIdOf(req.headers['x-user-id']) ? { userId: userIdOf(req.headers['x-user-id']) } : {}),
+      ...(userId ? { userId } : {}),
     };
     return undefined;
   };

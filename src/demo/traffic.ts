@@ -101,6 +101,26 @@ export async function sendDemoTraffic(app: FastifyInstance, now = new Date()): P
     else deadLetters++;
   }
 
+  // The township centre's PACS describes a chest X-ray study (DICOM JSON, as QIDO-RS gives it).
+  const study = [
+    {
+      '0020000D': { vr: 'UI', Value: ['1.2.156.112605.9.1'] },
+      '0020000E': { vr: 'UI', Value: ['1.2.156.112605.9.1.1'] },
+      '00080018': { vr: 'UI', Value: ['1.2.156.112605.9.1.1.1'] },
+      '00080016': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.1.1'] },
+      '00080060': { vr: 'CS', Value: ['DX'] },
+      '00100020': { vr: 'LO', Value: ['CG2024009001'] },
+      '00100010': { vr: 'PN', Value: [{ Alphabetic: '冯^桂芝' }] },
+      '00180015': { vr: 'CS', Value: ['CHEST'] },
+    },
+  ];
+  const dicom = await app.inject({ method: 'POST', url: '/ingest/dicom', headers: { ...(await auth('township1-his')), 'content-type': 'application/dicom+json' }, payload: JSON.stringify(study) });
+  if (dicom.statusCode !== 200) throw new Error(`demo traffic: DICOM answered ${dicom.statusCode}: ${dicom.body.slice(0, 300)}`);
+  // The county hospital's HIS exports its patient index as CSV.
+  const csv = 'mrn,name,id_card,gender,birth_date,phone,address\r\n0001377124,杨丽华,,F,1977-06-21,13905720011,青山县城关镇东河路12号\r\n0001377125,朱永福,,M,1950-02-14,,青山县石门乡\r\n';
+  const extract = await app.inject({ method: 'POST', url: '/ingest/extract/patients', headers: { ...(await auth('county-his')), 'content-type': 'text/csv; charset=utf-8' }, payload: csv });
+  if (extract.statusCode !== 200) throw new Error(`demo traffic: extract answered ${extract.statusCode}: ${extract.body.slice(0, 300)}`);
+
   // Institutions by USCC, and the out-of-county hospital.
   const orgs = await fhir('admin', 'GET', '/fhir/Organization?_count=100');
   const org: Record<string, string> = {};
