@@ -58,8 +58,9 @@ if (!existsSync(CHROMIUM)) {
     mkdirSync(ARTIFACTS, { recursive: true });
     const spoolDir = mkdtempSync(join(tmpdir(), 'hl7-spool-'));
     const profile = mkdtempSync(join(tmpdir(), 'console-chromium-'));
-    // A gateway on a free port in 33000-33099 (the console needs a real origin for its cookie).
-    const config = loadConfig({ HOST: '127.0.0.1', PORT: '33010', BASE_URL: 'http://127.0.0.1:33010', LOG_LEVEL: 'silent', HL7_SPOOL_DIR: spoolDir, MLLP_PORT: '0', CONSOLE_IDLE_MINUTES: '2' });
+    // A gateway on a free port: the console needs a real origin for its cookie; it calls the API by
+    // relative URLs, so BASE_URL (links, token audience) need not name that port.
+    const config = loadConfig({ BASE_URL: 'http://gateway.test', LOG_LEVEL: 'silent', HL7_SPOOL_DIR: spoolDir, MLLP_PORT: '0', CONSOLE_IDLE_MINUTES: '2' });
     const tdb = await openTestDb('pglite');
     await prepareAudit(tdb.db, config);
     const fhir = await createFhirServices(config, tdb.db);
@@ -76,7 +77,7 @@ if (!existsSync(CHROMIUM)) {
     for (const q of await readDemoQualifications()) await app.recognition.service.qualify(q, { ...SYSTEM_CONTEXT, channel: 'demo' });
     const traffic = await sendDemoTraffic(app);
     t.ok(traffic.hl7 > 0 && traffic.deadLetters === 1 && traffic.referrals > 0 && traffic.recognitions > 0, 'the demo traffic went through');
-    await app.listen({ host: '127.0.0.1', port: 33010 });
+    await app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
     const browser = await chromium.launchPersistentContext(profile, {
@@ -219,6 +220,9 @@ if (!existsSync(CHROMIUM)) {
       await page.getByTestId('verify-result').waitFor();
       t.match(await page.getByTestId('verify-result').textContent(), /审计链完整/);
       await shot('audit');
+      const exported = page.waitForEvent('download');
+      await page.getByRole('button', { name: '导出 NDJSON' }).click();
+      t.match((await exported).suggestedFilename(), /^audit-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.ndjson$/, 'the trail of the dates exports as NDJSON');
       await page.getByTestId('lang').click();
       await page.getByText('Access timeline').waitFor();
       await shot('audit-en');
