@@ -116,6 +116,9 @@ const zh = {
   retried: '已安排立即重试',
   language: 'English',
   selected: '已选 {n} 条',
+  kindHl7: 'HL7 v2 消息',
+  kindDicom: 'DICOM 影像',
+  kindExtract: 'HIS 数据抽取',
 };
 
 export type Key = keyof typeof zh;
@@ -230,6 +233,9 @@ const en: Record<Key, string> = {
   retried: 'Retry scheduled now',
   language: '中文',
   selected: '{n} selected',
+  kindHl7: 'HL7 v2 messages',
+  kindDicom: 'DICOM studies',
+  kindExtract: 'HIS extract',
 };
 
 export const DICTIONARIES: Record<Lang, Record<Key, string>> = { zh, en };

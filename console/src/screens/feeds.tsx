@@ -1,7 +1,7 @@
 /** Feeds: per institution and feed, messages and errors of the last hour and day, last message, throughput; stale feeds highlighted. */
 import { getJson } from '../api';
 import { BarChart, Sparkline } from '../chart';
-import { fmt, useT } from '../i18n';
+import { fmt, useT, type Key } from '../i18n';
 import { Status, useLoad } from '../load';
 import { institutionNames, nameOf } from '../orgs';
 
@@ -28,7 +28,7 @@ interface Report {
   feeds: Feed[];
 }
 
-const KIND: Record<Feed['kind'], string> = { hl7v2: 'HL7 v2', dicom: 'DICOM', extract: 'HIS extract' };
+const KIND: Record<Feed['kind'], Key> = { hl7v2: 'kindHl7', dicom: 'kindDicom', extract: 'kindExtract' };
 
 export function Feeds() {
   const t = useT();
@@ -73,7 +73,7 @@ export function Feeds() {
               {r.feeds.map((f) => (
                 <tr key={`${f.institution}|${f.kind}|${f.source}`} className={f.stale ? 'stale' : ''} data-testid="feed-row">
                   <td>{nameOf(loaded.data?.names, f.institution)}</td>
-                  <td>{KIND[f.kind]}</td>
+                  <td>{t(KIND[f.kind])}</td>
                   <td>
                     {f.source} {f.stale && <span className="badge warn-badge">{t('stale')}</span>}
                   </td>
