@@ -9,6 +9,7 @@ import { fhirPlugin, type FhirServices } from './fhir/index.js';
 import { opsPlugin } from './ops/index.js';
 import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
+import { consoleRoutes } from './console/index.js';
 import { auditRoutes } from './audit/index.js';
 import { createIngest, dicomRoutes, engineMap, extractRoutes, ingestRoutes, loadExtractMappings, type Ingest, type MapFn } from './ingest/index.js';
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
@@ -20,7 +21,7 @@ import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
 import websocketPlugin from '@fastify/websocket';
-import { Dispatcher, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
+import { Dispatcher, subscriptionDeliveryRoutes, subscriptionRoutes, WebsocketHub, websocketRoute, type SubscriptionService } from './subscriptions/index.js';
 
 export interface AppDeps {
   readonly db: Db;
@@ -68,6 +69,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Every route registered after this needs a valid bearer token, but for PUBLIC_ROUTES.
   await app.register(authPlugin, { config, db: deps.db });
   await app.register(opsPlugin, { db: deps.db });
+  await app.register(consoleRoutes);
   const ingest = await createIngest(config, {
     db: deps.db,
     fhir: deps.fhir,
@@ -79,7 +81,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
-  await app.register(ingestRoutes, { prefix: '/ingest', pipeline: ingest.pipeline, db: deps.db });
+  await app.register(ingestRoutes, {
+    prefix: '/ingest',
+    pipeline: ingest.pipeline,
+    db: deps.db,
+    feeds: { senders: ingest.senders, staleMinutes: config.feedStaleMinutes, institutionOfClient: (id) => app.auth.clients.get(id)?.institution },
+  });
   const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, redisPrefix: config.redisKeyPrefix, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({
     db: deps.db,
@@ -106,7 +113,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('preClose', async () => subscriptions.stop());
   await app.register(websocketPlugin);
   await app.register(async (scope) => websocketRoute(scope, websockets));
-  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets });
+  await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets, dispatcher });
+  await app.register(subscriptionDeliveryRoutes({ db: deps.db, config }), { prefix: '/subscriptions' });
   await app.register(dicomRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir });
   await app.register(extractRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.

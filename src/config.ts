@@ -90,6 +90,12 @@ export interface Config {
   readonly mpiAutoLinkWeight: number;
   /** Weight at or above which (below the auto-link weight) a possible match is queued for review. */
   readonly mpiReviewWeight: number;
+  /** A console session unused this long ends (minutes). */
+  readonly consoleIdleMinutes: number;
+  /** A console session ends this long after login, however busy (hours). */
+  readonly consoleSessionHours: number;
+  /** A feed that sent nothing for this long, after sending in the day before, is shown as stale (minutes). */
+  readonly feedStaleMinutes: number;
 }
 
 interface EnvVar {
@@ -363,6 +369,32 @@ export const ENV_VARS: readonly EnvVar[] = [
     min: 0,
     max: 40,
     description: 'Master patient index: a weight from this up to `MPI_AUTO_LINK_WEIGHT` starts a person of its own and queues a review Task (`Task?code=review-link`); below it, a new person.',
+  },
+  {
+    name: 'CONSOLE_IDLE_MINUTES',
+    key: 'consoleIdleMinutes',
+    type: 'integer',
+    default: '15',
+    min: 1,
+    max: 1440,
+    description: 'A console session (`/console`, login cookie) with no request for this many minutes ends; the operator logs in again.',
+  },
+  {
+    name: 'CONSOLE_SESSION_HOURS',
+    key: 'consoleSessionHours',
+    type: 'integer',
+    default: '8',
+    min: 1,
+    max: 24,
+    description: 'A console session ends this many hours after login, however active.',
+  },
+  {
+    name: 'FEED_STALE_MINUTES',
+    key: 'feedStaleMinutes',
+    type: 'integer',
+    default: '60',
+    min: 1,
+    description: 'A feed that sent messages in the last day but nothing for this many minutes is flagged stale in `GET /ingest/feeds` (the feeds screen of the console).',
   },
 ];
 

@@ -6,7 +6,7 @@ import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { openStore, type Db } from './store/index.js';
 import { createFhirServices, processBundle, SYSTEM_CONTEXT, type FhirServices } from './fhir/index.js';
-import { loadDemoCommunity, readDemoQualifications } from './demo/index.js';
+import { loadDemoCommunity, readDemoQualifications, sendDemoTraffic } from './demo/index.js';
 import { buildApp } from './app.js';
 import { maintainAuditPartitions, prepareAudit } from './audit/index.js';
 import { pruneWorkingTables } from './ops/retention.js';
@@ -69,7 +69,12 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
     logger.info({ redis: new URL(config.redisUrl as string).host }, 'redis connected');
   }
   const app = await buildApp(config, { db, logger, fhir, redis });
-  if (demoLoaded) for (const q of await readDemoQualifications()) await app.recognition.service.qualify(q, { ...SYSTEM_CONTEXT, channel: 'demo' });
+  if (demoLoaded) {
+    for (const q of await readDemoQualifications()) await app.recognition.service.qualify(q, { ...SYSTEM_CONTEXT, channel: 'demo' });
+    // Sample traffic through the gateway's own doors, so that the console has something to show.
+    const traffic = await sendDemoTraffic(app);
+    logger.info(traffic, 'demo traffic sent');
+  }
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ listen: address, fhirBase: `${config.baseUrl}/fhir` }, 'gateway listening');
   // HL7 v2 over MLLP: each frame goes through the same pipeline as POST /ingest/hl7v2; the ACK

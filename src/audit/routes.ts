@@ -18,6 +18,26 @@ import type { AccessRecord, Interaction } from './event.js';
 import { assertAuditorScope, type AuditPermission } from './access.js';
 import { dateRange, exportAuditEvents, parseAuditSearch, readAuditEvent, searchAuditEvents, type AuditQuery } from './search.js';
 import { verifyAuditChains, type VerifyResult } from './verify.js';
+import { personsByIdentifier } from '../mpi/index.js';
+
+/**
+ * `patient:identifier=system|value` (any identifier of any linked record: resident ID card
+ * number, a local MRN, …) becomes `patient=` every Patient of the person(s) it names, so that
+ * one search answers "who saw this person's record" across institutions.
+ */
+async function resolvePatientIdentifier(db: Db, query: AuditQuery): Promise<AuditQuery> {
+  const raw = query['patient:identifier'];
+  if (raw === undefined) return query;
+  const refs: string[] = [];
+  for (const v of ([] as string[]).concat(raw)) {
+    const bar = v.indexOf('|');
+    if (bar <= 0 || bar === v.length - 1) throw new GatewayError('GW_ERR_INVALID_SEARCH', 'patient:identifier takes system|value', { expression: 'patient:identifier' });
+    for (const person of await personsByIdentifier(db, { system: v.slice(0, bar), value: v.slice(bar + 1) })) refs.push(...person.patients.map((p) => `Patient/${p.id}`));
+  }
+  const { 'patient:identifier': _, ...rest } = query;
+  // No such person: a reference nobody has, so that the search answers an empty page.
+  return { ...rest, patient: [...([] as string[]).concat(rest.patient ?? []), refs.length ? [...new Set(refs)].join(',') : 'Patient/none'] };
+}
 
 export interface AuditRoutesOptions {
   readonly db: Db;
@@ -117,10 +137,11 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
     }
   };
 
-  const search = async (req: FastifyRequest, reply: FastifyReply, query: AuditQuery): Promise<FastifyReply> => {
+  const search = async (req: FastifyRequest, reply: FastifyReply, asked: AuditQuery): Promise<FastifyReply> => {
     const ctx = auditContext(req);
-    checkFormat(query, /json/i);
+    checkFormat(asked, /json/i);
     await authorize(ctx, 's', 'search-type');
+    const query = await resolvePatientIdentifier(db, asked);
     const parsed = parseAuditSearch(query, limits);
     const page = await searchAuditEvents(db, parsed);
     const params = new URLSearchParams();

@@ -125,6 +125,9 @@ export function parseAuditSearch(query: AuditQuery, limits: SearchLimits): Audit
         case 'altid':
           where.push(`user_id = ANY(${bind(any.map((v) => tokenCode(v)))}::text[])`);
           break;
+        case 'institution':
+          where.push(`institution = ANY(${bind(any.map((v) => tokenCode(v)))}::text[])`);
+          break;
         case 'address':
           where.push(`source_ip = ANY(${bind(any)}::text[])`);
           break;
@@ -146,7 +149,7 @@ export function parseAuditSearch(query: AuditQuery, limits: SearchLimits): Audit
           where.push(`(${any.map((v) => dateCondition(v, bind)).join(' OR ')})`);
           break;
         default:
-          throw new GatewayError('GW_ERR_UNSUPPORTED_SEARCH', `AuditEvent search does not support "${name}"; use patient, agent, altid, entity, date, action, outcome, subtype, address, _id`, { expression: name });
+          throw new GatewayError('GW_ERR_UNSUPPORTED_SEARCH', `AuditEvent search does not support "${name}"; use patient, patient:identifier, agent, altid, institution, entity, date, action, outcome, subtype, address, _id`, { expression: name });
       }
     }
   }

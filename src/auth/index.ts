@@ -15,6 +15,7 @@ import { createJtiStore } from './assertion.js';
 import { loadConfiguredClients, type Client, type ClientRegistry } from './clients.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
 import { registerTokenRoute, TOKEN_PATH } from './token-endpoint.js';
+import { CONSOLE_HEADER, cookieValue, createSessionStore, registerSessionRoutes, SESSION_COOKIE, SESSION_PATH, type SessionStore } from './session.js';
 import { InvalidTokenError, issueToken, tokenSettings, verifyAccessToken, type IssuedToken, type TokenSettings } from './tokens.js';
 
 export {
@@ -35,6 +36,7 @@ export { grantScopes, normalizeScope, parseScope } from './scopes.js';
 export { CLIENT_ASSERTION_TYPE, createJtiStore, type JtiStore } from './assertion.js';
 export { OAuthError, type OAuthErrorCode } from './oauth-error.js';
 export { TOKEN_PATH } from './token-endpoint.js';
+export { SESSION_PATH, SESSION_COOKIE, CONSOLE_HEADER, cookieValue, type SessionInfo, type SessionStore } from './session.js';
 
 /** Who is calling, set on every authenticated request. */
 export interface AuthInfo {
@@ -87,12 +89,18 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
   { method: 'GET', url: '/healthz' },
   { method: 'GET', url: '/readyz' },
   { method: 'POST', url: TOKEN_PATH },
+  // The console logs in here (client id and secret) and gets a session cookie, never a token.
+  { method: 'POST', url: SESSION_PATH },
   // Websocket subscriptions prove their right with a binding token sent over the socket.
   { method: 'GET', url: '/ws' },
+  // The console's page and scripts hold no data; what it shows is fetched with its session.
+  { method: 'GET', url: '/console' },
+  { method: 'GET', url: '/console/' },
+  { method: 'GET', url: '/console/*' },
 ]);
 
 export interface AuthPluginOptions {
-  readonly config: Pick<Config, 'baseUrl' | 'tokenTtlSeconds' | 'clientsFile' | 'authSigningKey'>;
+  readonly config: Pick<Config, 'baseUrl' | 'tokenTtlSeconds' | 'clientsFile' | 'authSigningKey'> & Partial<Pick<Config, 'consoleIdleMinutes' | 'consoleSessionHours'>>;
   /** Database holding the seen client-assertion jti values (migration 2). */
   readonly db: Queryable;
   /** Registered clients; default: loaded from CLIENTS_FILE (or the demo clients). */
@@ -178,12 +186,42 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
   }
   const services = createAuthServices(clients, keys, settings);
   const publicRoutes = opts.publicRoutes ?? PUBLIC_ROUTES;
+  const sessionSettings = {
+    idleMinutes: opts.config.consoleIdleMinutes ?? 15,
+    maxHours: opts.config.consoleSessionHours ?? 8,
+    secure: opts.config.baseUrl.startsWith('https:'),
+  };
+  const sessions: SessionStore = createSessionStore(opts.db, sessionSettings);
   app.decorate('auth', services);
   app.decorateRequest('auth', undefined);
+
+  /** A console request: the session cookie stands for the client's token (all its scopes). */
+  const fromSession = async (req: FastifyRequest, reply: FastifyReply, id: string): Promise<FastifyReply | undefined> => {
+    if (req.headers[CONSOLE_HEADER] !== '1') {
+      return deny(reply, 'GW_ERR_UNAUTHORIZED', `A console session cookie is accepted only with the header ${CONSOLE_HEADER}: 1`, `Bearer realm="${REALM}"`);
+    }
+    const clientId = await sessions.touch(id);
+    const client = clientId === undefined ? undefined : clients.get(clientId);
+    if (!client || client.disabled) {
+      return deny(reply, 'GW_ERR_UNAUTHORIZED', 'The console session has ended (logout, idle time or its maximum length): log in again', `Bearer realm="${REALM}"`);
+    }
+    const userId = userIdOf(req.headers['x-user-id']);
+    req.auth = {
+      clientId: client.clientId,
+      ...(client.institution ? { institution: client.institution } : {}),
+      scopes: client.scopes,
+      ...(client.role ? { role: client.role } : {}),
+      ...(client.subordinates ? { subordinates: true } : {}),
+      ...(userId ? { userId } : {}),
+    };
+    return undefined;
+  };
 
   app.addHook('onRequest', async (req, reply) => {
     if (isPublic(req, publicRoutes)) return;
     const header = req.headers.authorization;
+    const sessionId = header === undefined ? cookieValue(req.headers.cookie, SESSION_COOKIE) : undefined;
+    if (sessionId) return fromSession(req, reply, sessionId);
     if (header === undefined || !/^Bearer\b/i.test(header)) {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', 'Authentication required: send Authorization: Bearer <access token> from POST /auth/token', `Bearer realm="${REALM}"`);
     }
@@ -200,6 +238,7 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
     }
   });
 
+  await registerSessionRoutes(app, { clients, store: sessions, settings: sessionSettings, db: opts.db });
   await registerTokenRoute(app, { clients, keys, settings, jti: createJtiStore(opts.db), tokenUrl: `${opts.config.baseUrl}${TOKEN_PATH}`, db: opts.db });
 }
 

@@ -124,7 +124,7 @@ function parseBasic(header: string | undefined): BasicCredentials | undefined {
   }
 }
 
-async function authenticateBySecret(clients: ClientRegistry, clientId: string, secret: string): Promise<Client> {
+export async function authenticateBySecret(clients: ClientRegistry, clientId: string, secret: string): Promise<Client> {
   const client = clients.get(clientId);
   const ok = await verifySecret(secret, client?.secretHash);
   if (!ok || !client) throw new OAuthError('invalid_client', 'client authentication failed');

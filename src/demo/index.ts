@@ -39,3 +39,5 @@ export async function readDemoQualifications(): Promise<readonly DemoQualificati
 export async function loadDemoCommunity<T>(runTransaction: (bundle: Bundle) => Promise<T>): Promise<T> {
   return runTransaction(await readDemoCommunity());
 }
+
+export { sendDemoTraffic, type TrafficSummary } from './traffic.js';

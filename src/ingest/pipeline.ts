@@ -361,9 +361,9 @@ export class IngestPipeline {
       // Claim the control id first: a concurrent copy of the message waits here until this one
       // commits (then sees the row) or rolls back (then stores it itself).
       const claimed = await q.query(
-        `INSERT INTO hl7_processed (sender_id, control_id, message_type, ack) VALUES ($1, $2, $3, $4)
+        `INSERT INTO hl7_processed (sender_id, control_id, message_type, ack, channel) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sender_id, control_id) DO NOTHING RETURNING 1`,
-        [sender.id, env.controlId, env.messageType, ack],
+        [sender.id, env.controlId, env.messageType, ack, origin.channel],
       );
       if (claimed.rows.length === 0) {
         const { rows } = await q.query<{ ack: Uint8Array }>('SELECT ack FROM hl7_processed WHERE sender_id = $1 AND control_id = $2', [sender.id, env.controlId]);

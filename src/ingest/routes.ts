@@ -6,6 +6,7 @@
  *   POST /dead-letters/:id/$replay       run it through the pipeline again
  *   POST /dead-letters/$replay           replay every new dead letter matching a filter
  *   POST /dead-letters/:id/$discard      discard with a reason (audited)
+ *   GET  /feeds                          per institution and feed: messages, errors, last message, hourly series
  * The dead-letter API is for the community administrator only (see canManageDeadLetters): dead
  * letters hold whole messages of every institution, personal data included.
  */
@@ -19,6 +20,8 @@ import type { components, operations } from '../openapi/types.js';
 import { DEAD_LETTER_STATUSES, discardDeadLetter, getDeadLetter, listDeadLetters, matchingIds, type DeadLetter, type DeadLetterStatus } from './dead-letters.js';
 import { decodeRaw } from './envelope.js';
 import type { IngestPipeline, PipelineResult } from './pipeline.js';
+import { feedStatistics } from './feeds.js';
+import type { SenderRegistry } from './senders.js';
 
 type DeadLetterJson = components['schemas']['DeadLetter'];
 type DeadLetterDetail = components['schemas']['DeadLetterDetail'];
@@ -34,6 +37,8 @@ const MAX_COUNT = 500;
 export interface IngestRoutesOptions {
   readonly pipeline: IngestPipeline;
   readonly db: Db;
+  /** For GET /feeds: the registered senders, the institution of an OAuth client, the stale period. */
+  readonly feeds?: { readonly senders: SenderRegistry; readonly staleMinutes: number; institutionOfClient(clientId: string): string | undefined };
 }
 
 /**
@@ -195,6 +200,17 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
     await audit(req, 'operation', '0', ids.map((id) => `DeadLetter/${id}`), { operation: '$replay' });
     return { results };
   });
+
+  if (opts.feeds) {
+    const feeds = opts.feeds;
+    app.get('/feeds', { config: { interaction: 'feed-statistics' } }, async (req): Promise<components['schemas']['FeedReport']> => {
+      await admin(req);
+      const hours = integer((req.query as { hours?: unknown }).hours, 'hours', 1, 24 * 31, 24) as number;
+      const report = await feedStatistics(db, feeds.senders, { hours, staleMinutes: feeds.staleMinutes, institutionOfClient: feeds.institutionOfClient });
+      await audit(req, 'search-type', '0', [], { query: `feeds?hours=${hours}` });
+      return report;
+    });
+  }
 
   app.post<{ Params: { id: string } }>('/dead-letters/:id/$discard', { config: { interaction: 'dead-letter-discard' } }, async (req): Promise<DeadLetterJson> => {
     await admin(req);

@@ -104,6 +104,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who the console session acts as */
+        get: operations["getConsoleSession"];
+        put?: never;
+        /**
+         * Log the console in with a client's id and secret (audited)
+         * @description Opens a server-side session for the client and sets the `hie_console` cookie (httpOnly, SameSite=Strict, Secure over https). The session ends at logout, after `CONSOLE_IDLE_MINUTES` without a request, and `CONSOLE_SESSION_HOURS` after login.
+         */
+        post: operations["openConsoleSession"];
+        /** Log out (audited); the cookie is cleared */
+        delete: operations["closeConsoleSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ingest/hl7v2": {
         parameters: {
             query?: never;
@@ -283,6 +305,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ingest/feeds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Messages, errors, last message and hourly throughput per institution and feed
+         * @description For each HL7 v2 sender, DICOM and HIS extract feed of each member institution: messages stored in the last hour and day, dead letters, the time of the last message, an hourly series, and `stale` when a feed that sent in the last day has been silent for `FEED_STALE_MINUTES`. Administrator only, like the dead letters; no personal data.
+         */
+        get: operations["feedStatistics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/recognition/qualifications": {
         parameters: {
             query?: never;
@@ -335,6 +377,26 @@ export interface paths {
          * @description A CDS Hooks 2.0 request with context.patientId and context.draftOrders (a Bundle of draft ServiceRequests; order-select also context.selections). Each draft order that a recent recognisable result answers gets an info card with a suggestion to delete the draft and a link to the result.
          */
         post: operations["cdsCall"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/delivery": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Status, backlog, failures and last error of each subscription
+         * @description The caller's own subscriptions (every one for an administrator), as the console shows them. `POST /fhir/Subscription/{id}/$retry` makes the next attempt due now.
+         */
+        get: operations["subscriptionDelivery"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -474,6 +536,72 @@ export interface components {
             /** @enum {string} */
             error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "server_error";
             error_description?: string;
+        };
+        SessionLogin: {
+            clientId: string;
+            clientSecret: string;
+        };
+        SessionInfo: {
+            clientId: string;
+            name: string;
+            role?: string;
+            /** @description USCC of the client's member institution. */
+            institution?: string;
+            scopes: string[];
+            /** @description The session ends after this many minutes without a request. */
+            idleMinutes: number;
+        };
+        Feed: {
+            /** @description USCC of the member institution ('' when unknown). */
+            institution: string;
+            /** @enum {string} */
+            kind: "hl7v2" | "dicom" | "extract";
+            /** @description HL7 v2: the sender id; extract: its kind; DICOM: dicom. */
+            source: string;
+            channels: string[];
+            lastHour: number;
+            lastDay: number;
+            errorsLastHour: number;
+            errorsLastDay: number;
+            /** Format: date-time */
+            lastMessage?: string;
+            /** Format: date-time */
+            lastError?: string;
+            /** @description Messages per hour */
+            hourly: number[];
+            hourlyErrors: number[];
+            stale: boolean;
+        };
+        FeedReport: {
+            /** Format: date-time */
+            generatedAt: string;
+            hours: number;
+            staleMinutes: number;
+            feeds: components["schemas"]["Feed"][];
+        };
+        SubscriptionDelivery: {
+            id: string;
+            /** @enum {string} */
+            status: "requested" | "active" | "error" | "off";
+            channel: string;
+            topic?: string;
+            /** @description The client that owns the subscription. */
+            owner?: string;
+            events: number;
+            deliveredThrough: number;
+            /** @description Events not yet delivered. */
+            backlog: number;
+            /** @description Consecutive failed attempts. */
+            failures: number;
+            deliveredTotal: number;
+            failedTotal: number;
+            lastError?: string;
+            /** Format: date-time */
+            lastAttempt?: string;
+            /** Format: date-time */
+            lastDelivered?: string;
+            /** Format: date-time */
+            nextAttempt?: string;
         };
         Health: {
             /** @constant */
@@ -632,6 +760,96 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["OAuthError"];
                 };
+            };
+        };
+    };
+    getConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session's client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
+            /** @description No session, or it has ended. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    openConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionLogin"];
+            };
+        };
+        responses: {
+            /** @description Who the session acts as; `Set-Cookie` carries the session id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
+            /** @description The body is not `{ clientId, clientSecret }`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown client, wrong secret or disabled client (audited). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    closeConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session is closed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No session, or it has ended already. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -999,6 +1217,36 @@ export interface operations {
             };
         };
     };
+    feedStatistics: {
+        parameters: {
+            query?: {
+                /** @description Length of the hourly series. */
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The feeds. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedReport"];
+                };
+            };
+            /** @description Not the community administrator. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     listQualifications: {
         parameters: {
             query?: {
@@ -1148,6 +1396,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    subscriptionDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        subscriptions: components["schemas"]["SubscriptionDelivery"][];
+                    };
+                };
             };
         };
     };

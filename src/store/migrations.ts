@@ -441,6 +441,28 @@ CREATE INDEX ingest_job_institution ON ingest_job (institution, started_at);
 `,
   },
   {
+    version: 11,
+    name: 'console sessions and feed statistics',
+    sql: `
+-- Sessions of the web console (/console): the browser holds only a random id in an httpOnly
+-- cookie; the row, found by the SHA-256 of that id, names the OAuth client it acts as. A session
+-- ends at logout (row deleted), after idle minutes without a request, or hours after login.
+CREATE TABLE console_session (
+  id_hash    text        PRIMARY KEY,
+  client_id  text        NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  last_seen  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX console_session_last_seen ON console_session (last_seen);
+
+-- The door each stored HL7 v2 message came in by (mllp, http), and an index by time, for the
+-- console's feed statistics (messages per sender and hour).
+ALTER TABLE hl7_processed ADD COLUMN channel text;
+CREATE INDEX hl7_processed_time ON hl7_processed (processed_at);
+CREATE INDEX dead_letter_received ON dead_letter (received_at);
+`,
+  },
+  {
     version: 14,
     name: 'retention of working tables',
     sql: `
@@ -451,7 +473,6 @@ DROP TABLE outbox;
 ALTER TABLE dead_letter ADD COLUMN closed_at timestamptz;
 UPDATE dead_letter SET closed_at = COALESCE(last_attempt, received_at) WHERE status <> 'new';
 CREATE INDEX dead_letter_closed ON dead_letter (closed_at) WHERE status <> 'new';
-CREATE INDEX hl7_processed_at ON hl7_processed (processed_at);
 CREATE INDEX subscription_event_created ON subscription_event (created);
 `,
   },

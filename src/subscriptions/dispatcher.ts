@@ -172,6 +172,25 @@ export class Dispatcher {
     else this.tick();
   }
 
+  /**
+   * An operator's "retry now": the subscription's next delivery attempt is due at once, its
+   * failure count starts again, and one in error goes back to requested (handshake first).
+   * Returns false when the subscription is off or unknown.
+   */
+  async retryNow(id: string): Promise<boolean> {
+    const { rows } = await this.deps.db.query<{ status: string }>('SELECT status FROM subscription_state WHERE id = $1', [id]);
+    const status = rows[0]?.status;
+    if (status === undefined || status === 'off') return false;
+    if (status === 'error') await this.setResourceStatus(id, 'requested');
+    await this.deps.db.query(
+      `UPDATE subscription_state SET next_attempt = now(), failures = 0, status = CASE WHEN status = 'error' THEN 'requested' ELSE status END
+        WHERE id = $1 AND status <> 'off'`,
+      [id],
+    );
+    this.wake();
+    return true;
+  }
+
   /** Graceful: stop polling, finish the notifications being sent, release the leases. */
   async stop(): Promise<void> {
     if (!this.running) return;
@@ -329,7 +348,7 @@ export class Dispatcher {
   }
 
   /** Server-managed status, written as a new version of the Subscription (so reads and history show it). */
-  async setResourceStatus(id: string, status: 'active' | 'error', error?: string): Promise<void> {
+  async setResourceStatus(id: string, status: 'active' | 'error' | 'requested', error?: string): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const row = await readCurrent(this.deps.db, 'Subscription', id);
@@ -338,7 +357,8 @@ export class Dispatcher {
         if (sub.status === status && sub.error === error) return;
         // Only the server's own transitions: a subscription its client set off (or back to
         // requested after an error) in the meantime keeps what the client said.
-        const from: Record<typeof status, readonly string[]> = { active: ['requested'], error: ['requested', 'active'] };
+        // requested: only from error, when an operator retries a subscription now ($retry).
+        const from: Record<typeof status, readonly string[]> = { active: ['requested'], error: ['requested', 'active'], requested: ['error'] };
         if (!from[status].includes(String(sub.status))) return;
         const next: Subscription = { ...sub, status };
         if (error) next.error = error;

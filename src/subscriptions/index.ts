@@ -10,7 +10,7 @@ import { loadTopics } from './topics.js';
 
 export { SubscriptionOutbox, type PendingWrite, type StoredWrite } from './outbox.js';
 export { Dispatcher, backoffMs, type DispatcherDeps, type DispatcherConfig } from './dispatcher.js';
-export { subscriptionRoutes, type SubscriptionRouteDeps } from './routes.js';
+export { subscriptionRoutes, subscriptionDeliveryRoutes, type SubscriptionRouteDeps, type DeliveryRow } from './routes.js';
 export { loadTopics, parseTopic, TopicError, type Topic } from './topics.js';
 export { parseSubscription, BACKPORT, FILTER_CRITERIA_EXT, PAYLOAD_CONTENT_EXT, HEARTBEAT_EXT, TIMEOUT_EXT, MAX_COUNT_EXT, type SubscriptionSpec } from './spec.js';
 export { notificationBundle, statusSearchset, STATUS_PROFILE, NOTIFICATION_PROFILE } from './notification.js';

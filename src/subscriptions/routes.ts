@@ -13,14 +13,17 @@ import { recordAccess } from '../audit/index.js';
 import { restContext, FHIR_JSON } from '../fhir/routes.js';
 import type { RequestContext } from '../fhir/context.js';
 import { notificationBundle, statusSearchset, type StatusFacts } from './notification.js';
-import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
+import { eventsAfter, notifiedEvent, readState, type StateRow, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
 import type { WebsocketHub } from './websocket.js';
+import type { Dispatcher } from './dispatcher.js';
 
 export interface SubscriptionRouteDeps {
   readonly db: Db;
   readonly config: Pick<Config, 'baseUrl' | 'maxPageSize'>;
   readonly websockets: WebsocketHub;
+  /** Retry now ($retry); without it the operation is not offered. */
+  readonly dispatcher?: Pick<Dispatcher, 'retryNow'>;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -118,6 +121,24 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     return send(reply, notificationBundle(base, facts(state), 'query-event', content, events));
   });
 
+  if (deps.dispatcher) {
+    const dispatcher = deps.dispatcher;
+    // $retry takes no input: a Parameters body, if any, is not read.
+    if (!app.hasContentTypeParser('application/fhir+json')) app.addContentTypeParser('application/fhir+json', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
+    // Retry now: the operator (or the owner) does not wait for the back-off after a fix at the subscriber.
+    app.post<{ Params: { id: string } }>('/Subscription/:id/$retry', { config: { interaction: 'operation' } }, async (req, reply) => {
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 'u');
+      const state = await ownState(deps.db, ctx, req.params.id);
+      if (state.status === 'off' || !(await dispatcher.retryNow(state.id))) {
+        throw new GatewayError('GW_ERR_BUSINESS_RULE', `Subscription/${state.id} is off; its owner turns it on with status requested`, { expression: 'status' });
+      }
+      await recordAccess(deps.db, ctx, [{ interaction: 'operation', operation: '$retry', outcome: '0', resources: [`Subscription/${state.id}`], patients: [] }]);
+      const after = await readState(deps.db, state.id);
+      return send(reply, statusSearchset(base, after ? [facts(after)] : []));
+    });
+  }
+
   const bindingToken = async (req: FastifyRequest, ids: string[]) => {
     const ctx = restContext(req);
     if (ids.length === 0) throw new GatewayError('GW_ERR_BAD_REQUEST', '$get-ws-binding-token needs one or more id parameters', { expression: 'id' });
@@ -144,4 +165,70 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Subscriptio
     const ids = ([] as string[]).concat((req.query as Query).id ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
     return send(reply, await bindingToken(req, ids));
   });
+}
+
+/** One subscription's delivery, as the operators' console shows it. */
+export interface DeliveryRow {
+  readonly id: string;
+  readonly status: string;
+  readonly channel: string;
+  readonly topic?: string;
+  readonly owner?: string;
+  readonly events: number;
+  readonly deliveredThrough: number;
+  /** Events not yet delivered. */
+  readonly backlog: number;
+  readonly failures: number;
+  readonly deliveredTotal: number;
+  readonly failedTotal: number;
+  readonly lastError?: string;
+  readonly lastAttempt?: string;
+  readonly lastDelivered?: string;
+  readonly nextAttempt?: string;
+}
+
+/**
+ * GET /subscriptions/delivery: every subscription available to the caller (its own; all for an
+ * administrator) with its status, backlog, failures, last error and the times of the last and
+ * next attempts. Plain JSON for the console; the FHIR view of the same is `$status`.
+ */
+export function subscriptionDeliveryRoutes(deps: Pick<SubscriptionRouteDeps, 'db' | 'config'>) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get('/delivery', { config: { interaction: 'subscription-delivery' } }, async (req): Promise<{ subscriptions: DeliveryRow[] }> => {
+      const ctx = restContext(req);
+      assertCan(ctx, 'Subscription', 's');
+      const { rows } = await deps.db.query<StateRow & { events_count: number }>(
+        `SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id)
+          WHERE ($1::text IS NULL OR s.owner_client = $1) ORDER BY s.created, s.id LIMIT $2`,
+        [ctx.role === 'admin' ? null : (ctx.clientId ?? ''), deps.config.maxPageSize],
+      );
+      const iso = (v: string | Date | null) => (v === null ? undefined : new Date(v).toISOString());
+      const subscriptions = rows.map((r): DeliveryRow => {
+        const spec = JSON.parse(r.spec) as { topic?: string };
+        const events = Number(r.events_count);
+        const through = Number(r.delivered_through);
+        const row: Record<string, unknown> = {
+          id: r.id,
+          status: r.status,
+          channel: r.channel,
+          topic: spec.topic,
+          owner: r.owner_client ?? undefined,
+          events,
+          deliveredThrough: through,
+          backlog: r.status === 'off' ? 0 : Math.max(0, events - through),
+          failures: r.failures,
+          deliveredTotal: Number(r.delivered_total),
+          failedTotal: Number(r.failed_total),
+          lastError: r.last_error ?? undefined,
+          lastAttempt: iso(r.last_attempt),
+          lastDelivered: iso(r.last_delivered),
+          nextAttempt: r.status === 'requested' || r.status === 'active' ? iso(r.next_attempt) : undefined,
+        };
+        for (const k of Object.keys(row)) if (row[k] === undefined) delete row[k];
+        return row as unknown as DeliveryRow;
+      });
+      await recordAccess(deps.db, ctx, [{ interaction: 'search-type', outcome: '0', resources: subscriptions.map((x) => `Subscription/${x.id}`), patients: [], query: 'subscriptions/delivery' }]);
+      return { subscriptions };
+    });
+  };
 }
