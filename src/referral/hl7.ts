@@ -11,7 +11,8 @@
  *   direction is RF1-3 or RF1-10 (table referralDirection), else the levels of the two
  *   institutions; the condition is the DG1 diagnoses; the priority RF1-2. The ServiceRequest gets
  *   requester, performer and direction, and a referral Task (status requested) is created once,
- *   keyed on the referral identifier RF1-6.
+ *   keyed on the referral identifier RF1-6. Each PRD is also kept as a PractitionerRole
+ *   (segments/PRD) of the institution it names.
  * - RRI^I12 from the receiving institution: RF1-1 (table referralTaskStatus) moves the Task of the
  *   referral that RF1-6 (originating referral identifier), else RF1-11 (external referral
  *   identifier), names; a reason (NTE, else RF1-10) goes to statusReason, the reports sent along
@@ -22,7 +23,7 @@
  * referral records of older feeds) is stored as a plain ServiceRequest, as before.
  * Refusals by the write path name the segment and field they come from (`locate`).
  */
-import type { BundleEntry, Identifier, Organization, Reference, Resource, ServiceRequest, Task, TaskOutput } from '@medplum/fhirtypes';
+import type { BundleEntry, Identifier, Organization, PractitionerRole, Reference, Resource, ServiceRequest, Task, TaskOutput } from '@medplum/fhirtypes';
 import type { MapFn, Mapped, MappingContext, SenderRegistry } from '../ingest/index.js';
 import { valueAt, type Hl7Location, type Hl7Message, type Hl7Segment } from '../ingest/hl7v2/index.js';
 import { deterministicUuid, HL7_ERROR, MappingError, searchEscape, triggerOf } from '../ingest/hl7v2/mapping/index.js';
@@ -270,6 +271,14 @@ async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, tr
   if (trigger === 'REF^I14') sr.status = 'revoked';
   else if (sr.status === 'unknown' || sr.status === 'revoked') sr.status = 'active';
   entries[index] = { ...entry, resource: sr };
+  // The providers' roles (segments/PRD, one per PRD in order) belong to the institutions they name.
+  const roles = entries.flatMap((e, i) => (e.resource?.resourceType === 'PractitionerRole' ? [i] : []));
+  prds.forEach((p, k) => {
+    const i = roles[k];
+    const uscc = p.names.find((n) => n.uscc && known.has(n.uscc))?.uscc;
+    if (i === undefined || !uscc) return;
+    entries[i] = { ...entries[i], resource: { ...(entries[i].resource as PractitionerRole), organization: organization(uscc) } };
+  });
 
   const rfLocate: Locator = (path) => {
     if (path.startsWith('performer')) return receiver.location;

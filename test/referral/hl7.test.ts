@@ -9,7 +9,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { Bundle, DiagnosticReport, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { Bundle, DiagnosticReport, PractitionerRole, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { engineMap, IngestPipeline, parseSenders, readEnvelope } from '../../src/ingest/index.js';
 import { loadMappings } from '../../src/ingest/hl7v2/mapping/index.js';
 import { DIRECTION_EXTENSION, LevelRules, OUTPUT_TYPE_SYSTEM, referralMap } from '../../src/referral/index.js';
@@ -89,6 +89,12 @@ for (const backend of BACKENDS) {
       t.ok(sr.reasonReference?.length, 'reason: the DG1 diagnosis');
       t.equal(task?.status, 'requested', 'the Task enters the workflow as requested');
       t.equal(task?.owner?.reference, `Organization/${w.org[TOWNSHIP1]}`);
+      const roles = (await w.ta.app.inject({ url: `/fhir/PractitionerRole?role=http://terminology.hl7.org/CodeSystem/v2-0286|RT&organization=Organization/${w.org[TOWNSHIP1]}` })).json() as Bundle<PractitionerRole>;
+      t.match(
+        roles.entry?.map((e) => e.resource),
+        [{ code: [{ coding: [{ code: 'RT' }] }], practitioner: { display: '李' }, organization: { reference: `Organization/${w.org[TOWNSHIP1]}` } }],
+        'PRD RT: the referred-to doctor’s role at the township',
+      );
 
       // asap is the green channel: accepted without a slot
       const accepted = await post(w, TOWNSHIP_HIS, message(TOWNSHIP_HIS, 'RRI^I12', 'RRI-1', { id: 'ZZ-1', status: 'A^Accepted^HL70283', mrn: 'T-7001' }));
