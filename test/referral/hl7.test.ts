@@ -179,6 +179,29 @@ for (const backend of BACKENDS) {
       t.match(ackOf(down.rawPayload).err?.[2], /^PRD\^\d+\^7/);
     });
 
+    await t.test('an acceptance with no reserved slot free is kept, and stored when replayed after slots are published', async (t) => {
+      // the county hospital has published no slots yet
+      const county = await w.ta.token('county-his');
+      const referTo = message(VILLAGE_HIS, 'REF^I12', 'REF-12', { id: 'ZZ-12', type: 'UP', referredTo: COUNTY, icd10: 'I21.900' });
+      t.equal((await post(w, VILLAGE_HIS, referTo)).ack.code, 'AA');
+      const accept = await w.ta.app.inject({
+        method: 'POST',
+        url: '/ingest/hl7v2',
+        headers: { ...HL7, authorization: `Bearer ${county}` },
+        payload: message('QSHIS|QSXRMYY', 'RRI^I12', 'RRI-12', { id: 'ZZ-12', status: 'A', mrn: 'C-7012' }),
+      });
+      const ack = ackOf(accept.rawPayload);
+      t.equal(ack.code, 'AE');
+      t.match(ack.err?.[8], /No reserved referral slot is free at 1233042447101234XX/);
+      t.match(ack.err?.[2], /^RF1\^\d+\^1/);
+      const { rows } = await w.ta.tdb.db.query<{ id: number }>("SELECT id FROM dead_letter WHERE control_id = 'RRI-12'");
+      t.equal((await referralOf(w, 'ZZ-12')).task?.status, 'requested', 'nothing changed');
+      await w.publishSlots(COUNTY, 1);
+      const replay = await w.ta.app.inject({ method: 'POST', url: `/ingest/dead-letters/${rows[0].id}/$replay` });
+      t.equal(replay.statusCode, 200, replay.body);
+      t.equal((await referralOf(w, 'ZZ-12')).task?.status, 'accepted', 'accepted once replayed');
+    });
+
     await t.test('the same control id twice: the first ACK again, nothing written twice', async (t) => {
       const ref = message(VILLAGE_HIS, 'REF^I12', 'REF-8', { id: 'ZZ-8', type: 'UP', referredTo: TOWNSHIP1, icd10: 'J18.900' });
       const first = await post(w, VILLAGE_HIS, ref);
