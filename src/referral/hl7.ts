@@ -222,6 +222,17 @@ function taskLocator(msg: Hl7Message, rf1: Hl7Segment): Locator {
   };
 }
 
+/** The providers' roles (segments/PRD, one entry per PRD, in order) belong to the member institutions they name. */
+function placeRoles(entries: BundleEntry[], prds: readonly Provider[], known: ReadonlyMap<string, unknown>): void {
+  const roles = entries.flatMap((e, i) => (e.resource?.resourceType === 'PractitionerRole' ? [i] : []));
+  prds.forEach((p, k) => {
+    const i = roles[k];
+    const uscc = p.names.find((n) => n.uscc && known.has(n.uscc))?.uscc;
+    if (i === undefined || !uscc) return;
+    entries[i] = { ...entries[i], resource: { ...(entries[i].resource as PractitionerRole), organization: organization(uscc) } };
+  });
+}
+
 /** REF^I12/I13/I14: the referral request joins the workflow, with its Task. */
 async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, trigger: string, deps: ReferralHl7Deps): Promise<Mapped> {
   const rf1 = msg.segments.find((s) => s.name === 'RF1') as Hl7Segment;
@@ -260,6 +271,7 @@ async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, tr
 
   const entries = [...mapped.bundle.entry ?? []];
   const index = referralEntry(entries);
+  if (index < 0) return mapped;
   const entry = entries[index];
   const sr = structuredClone(entry.resource) as ServiceRequest;
   const key = sr.identifier?.find((i) => i.system && i.value === valueAt(rf1, 6).trim());
@@ -271,14 +283,7 @@ async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, tr
   if (trigger === 'REF^I14') sr.status = 'revoked';
   else if (sr.status === 'unknown' || sr.status === 'revoked') sr.status = 'active';
   entries[index] = { ...entry, resource: sr };
-  // The providers' roles (segments/PRD, one per PRD in order) belong to the institutions they name.
-  const roles = entries.flatMap((e, i) => (e.resource?.resourceType === 'PractitionerRole' ? [i] : []));
-  prds.forEach((p, k) => {
-    const i = roles[k];
-    const uscc = p.names.find((n) => n.uscc && known.has(n.uscc))?.uscc;
-    if (i === undefined || !uscc) return;
-    entries[i] = { ...entries[i], resource: { ...(entries[i].resource as PractitionerRole), organization: organization(uscc) } };
-  });
+  placeRoles(entries, prds, known);
 
   const rfLocate: Locator = (path) => {
     if (path.startsWith('performer')) return receiver.location;
@@ -327,12 +332,15 @@ async function answer(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, deps
   if (!code) throw refuse(HL7_ERROR.REQUIRED_FIELD_MISSING, at(rf1, 1), 'RF1-1 (referral status) says what becomes of the referral: A accepted, R rejected, CM completed …');
   const status = lookup(deps.tables, 'referralTaskStatus', code) as ReferralStatus | undefined;
   if (!status) throw refuse(HL7_ERROR.TABLE_VALUE_NOT_FOUND, at(rf1, 1), `RF1-1 "${code}" is not in table referralTaskStatus`);
-  const me = (await members(deps.db, [ctx.institution])).get(ctx.institution);
+  const prds = providers(msg, deps.senders);
+  const known = await members(deps.db, [ctx.institution, ...prds.flatMap((p) => p.names.flatMap((n) => (n.uscc ? [n.uscc] : [])))]);
+  const me = known.get(ctx.institution);
   const msh4 = at(msg.segments[0], 4);
   if (!me) throw refuse(HL7_ERROR.APPLICATION_INTERNAL_ERROR, msh4, `the sender's institution ${ctx.institution} has no Organization in the community directory`);
   const current = await findReferral(deps.db, rf1, { uscc: ctx.institution, id: me.id });
 
   const entries = [...mapped.bundle.entry ?? []];
+  placeRoles(entries, prds, known);
   const task: Task = structuredClone(current.task);
   task.status = status;
   const reason = reasonText(msg);

@@ -117,9 +117,15 @@ for (const backend of BACKENDS) {
       const { sr } = await referralOf(w, 'ZZ-2');
       t.equal(sr.extension?.find((e) => e.url === DIRECTION_EXTENSION)?.valueCode, 'up', 'village → township is up');
       t.equal(sr.requester?.reference, `Organization/${w.org[VILLAGE1]}`, 'without PRD RP the sender is the requester');
-      t.equal((await post(w, TOWNSHIP_HIS, message(TOWNSHIP_HIS, 'RRI^I12', 'RRI-4', { id: 'ZZ-2', status: 'A', mrn: 'T-7002' }))).ack.code, 'AA');
+      const rri = message(TOWNSHIP_HIS, 'RRI^I12', 'RRI-4', { id: 'ZZ-2', status: 'A', mrn: 'T-7002', referring: VILLAGE1, referredTo: TOWNSHIP1 });
+      t.equal((await post(w, TOWNSHIP_HIS, rri)).ack.code, 'AA');
       const { task } = await referralOf(w, 'ZZ-2');
       t.match(task?.output?.[0]?.valueReference?.reference, /^Appointment\//, 'an Appointment in a reserved slot');
+      const roles = (await w.ta.app.inject({ url: `/fhir/PractitionerRole?role=http://terminology.hl7.org/CodeSystem/v2-0286|RP&organization=Organization/${w.org[VILLAGE1]}` })).json() as Bundle<PractitionerRole>;
+      t.ok(
+        roles.entry?.some((e) => e.resource?.identifier?.[0]?.value === 'ZZ-2|RP|52330424681045633Y' && e.resource.meta?.tag?.some((x) => x.code === TOWNSHIP1)),
+        'the PRD RP of the answer: the referring doctor at the village clinic, as the township recorded it',
+      );
     });
 
     await t.test('refused transitions are answered with ERR naming RF1-1 and kept as dead letters', async (t) => {
