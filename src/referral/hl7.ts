@@ -285,15 +285,14 @@ async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, tr
   entries[index] = { ...entry, resource: sr };
   placeRoles(entries, prds, known);
 
+  const pid = msg.segments.find((s) => s.name === 'PID');
+  const dg1 = msg.segments.find((s) => s.name === 'DG1');
   const rfLocate: Locator = (path) => {
     if (path.startsWith('performer')) return receiver.location;
     if (path.startsWith('requester')) return referring?.location ?? sender.location;
     if (path.startsWith('extension')) return coded ? at(rf1, coded.field) : receiver.location;
-    if (path.startsWith('reason')) {
-      const dg1 = msg.segments.find((s) => s.name === 'DG1');
-      return dg1 ? at(dg1, 3) : at(rf1, 10);
-    }
-    if (path.startsWith('subject')) return msg.segments.find((s) => s.name === 'PID') ? at(msg.segments.find((s) => s.name === 'PID') as Hl7Segment, 3) : undefined;
+    if (path.startsWith('reason')) return dg1 ? at(dg1, 3) : at(rf1, 10);
+    if (path.startsWith('subject')) return pid ? at(pid, 3) : undefined;
     if (path.startsWith('priority')) return at(rf1, 2);
     return at(rf1);
   };
