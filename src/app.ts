@@ -11,11 +11,11 @@ import { hygienePlugin } from './ops/hygiene.js';
 import { authPlugin } from './auth/index.js';
 import { consoleRoutes } from './console/index.js';
 import { auditRoutes } from './audit/index.js';
-import { createIngest, dicomRoutes, engineMap, extractRoutes, ingestRoutes, loadExtractMappings, type Ingest, type MapFn } from './ingest/index.js';
+import { createIngest, dicomRoutes, engineMap, extractRoutes, ingestRoutes, loadExtractMappings, loadSenders, type Ingest, type MapFn } from './ingest/index.js';
 import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
-import { LevelRules, referralRoutes } from './referral/index.js';
+import { LevelRules, referralMap, referralRoutes } from './referral/index.js';
 import { ReadingService, readingRoutes } from './reading/index.js';
 import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
@@ -70,10 +70,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(authPlugin, { config, db: deps.db });
   await app.register(opsPlugin, { db: deps.db });
   await app.register(consoleRoutes);
+  const senders = await loadSenders(config.hl7SendersFile);
+  const hl7Mappings = loadMappings(config.hl7MappingsDir);
+  // Referral messages (REF^I12/I13/I14, RRI^I12) join the referral workflow after mapping.
+  const hl7Map = referralMap(engineMap(hl7Mappings, standardCodings(deps.fhir.terminology)), {
+    db: deps.db,
+    senders,
+    rules: LevelRules.load(config.referralLevelsFile),
+    tables: hl7Mappings.forSite(undefined).tables,
+  });
   const ingest = await createIngest(config, {
     db: deps.db,
     fhir: deps.fhir,
-    map: deps.hl7Map ?? engineMap(loadMappings(config.hl7MappingsDir), standardCodings(deps.fhir.terminology)),
+    senders,
+    map: deps.hl7Map ?? hl7Map,
     metrics: app.metrics,
     logger: app.log,
     // Leave two pool connections to the HTTP API while feeds are bursting.

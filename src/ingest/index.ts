@@ -18,7 +18,7 @@ import { loadSenders, type SenderRegistry } from './senders.js';
 import type { AckBuilder } from './envelope.js';
 import { mapMessage, type MapContext, type MappingRegistry } from './hl7v2/mapping/index.js';
 
-export { IngestPipeline, classify, RETRY_TEXT, type PipelineOptions, type PipelineResult, type Outcome, type Failure, type MapFn, type ParseFn, type MappingContext, type ReplayResult } from './pipeline.js';
+export { IngestPipeline, classify, RETRY_TEXT, type PipelineOptions, type PipelineResult, type Outcome, type Failure, type MapFn, type Mapped, type ParseFn, type MappingContext, type ReplayResult } from './pipeline.js';
 export { loadSenders, parseSenders, identifySender, isRefusal, SendersFileError, DEMO_SENDERS_URL, type Sender, type SenderRegistry, type SenderCharset, type Origin, type SenderRefusal } from './senders.js';
 export {
   DeadLetterSpool,

@@ -46,8 +46,18 @@ export interface MappingContext {
   readonly receivedAt: Date;
 }
 
+/**
+ * A message mapped: its transaction Bundle and, optionally, where in the message each part of the
+ * Bundle came from, so that a refusal by the write path (a FHIR expression such as
+ * `Bundle.entry[3].status`) is answered with an ERR naming the segment and field.
+ */
+export interface Mapped {
+  readonly bundle: Bundle;
+  readonly locate?: (expression: string) => Hl7Location | undefined;
+}
+
 /** Maps a message to a transaction Bundle; throws a MappingError (location, HL7 error code) on content it cannot map. */
-export type MapFn = (message: Hl7Message, ctx: MappingContext) => { bundle: Bundle } | Promise<{ bundle: Bundle }>;
+export type MapFn = (message: Hl7Message, ctx: MappingContext) => Mapped | Promise<Mapped>;
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -351,13 +361,13 @@ export class IngestPipeline {
   /** Maps and stores a message in one transaction with its control-id row and audit record. */
   private async store(bytes: Buffer, message: Hl7Message, env: Envelope, sender: Sender, origin: Origin, receivedAt: Date): Promise<PipelineResult> {
     const ctx = this.context(sender, origin);
-    const { bundle } = await this.opts.map(message, { sender, senderId: sender.id, institution: sender.institution, receivedAt });
+    const { bundle, locate } = await this.opts.map(message, { sender, senderId: sender.id, institution: sender.institution, receivedAt });
     if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction') {
       throw new GatewayError('GW_ERR_INVALID_BUNDLE', 'The mapping did not produce a transaction Bundle');
     }
     const ack = this.ack({ raw: bytes, message, code: 'AA' });
     const { db, fhir } = this.opts;
-    return db.tx(async (q) => {
+    return this.located(locate, () => db.tx(async (q) => {
       // Claim the control id first: a concurrent copy of the message waits here until this one
       // commits (then sees the row) or rolls back (then stores it itself).
       const claimed = await q.query(
@@ -378,7 +388,18 @@ export class IngestPipeline {
       await settleDeadLetters(q, sender.id, env.controlId, 'stored');
       this.opts.logger?.info({ sender: sender.id, type: env.messageType, controlId: env.controlId, resources: resources.length, channel: origin.channel }, 'HL7 message stored');
       return { ack, outcome: 'stored' as const };
-    });
+    }));
+  }
+
+  /** Runs a write; a refusal naming a FHIR expression is re-thrown with the HL7 location the mapping gives it. */
+  private async located<T>(locate: Mapped['locate'], fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const failure = classify(e);
+      const location = !failure.transient && !failure.location && failure.expression ? locate?.(failure.expression) : undefined;
+      throw location ? new Refused({ ...failure, location }) : e;
+    }
   }
 
   /** Keeps a dead letter: in the table, or in the local spool when the database cannot take it. */

@@ -14,7 +14,7 @@ import { qualificationRoutes, recognitionOperationRoutes } from './routes.js';
 
 export { Catalogue, CatalogueError, type CatalogueItem, type CatalogueVersion } from './catalogue.js';
 export { RecognitionService, RECOGNISED_TAG, REPEAT_REASONS, today } from './service.js';
-export { recognize, addDays, REASON_SYSTEM, ITEM_SYSTEM, type Reason, type RecognizeAnswer } from './recognize.js';
+export { recognize, addDays, institutionsByUscc, REASON_SYSTEM, ITEM_SYSTEM, type Reason, type RecognizeAnswer } from './recognize.js';
 export { RECOGNITION_OPERATIONS } from './definitions.js';
 export { CDS_SERVICES } from './cds-hooks.js';
 

@@ -201,16 +201,16 @@ function resourcesOf(bundle: Bundle): Resource[] {
   return (bundle.entry ?? []).filter((e) => e.search?.mode !== 'include' && e.resource).map((e) => e.resource as Resource);
 }
 
-/** Name and member level (county/township/village; absent for a non-member) of institutions by USCC, in one indexed lookup. */
-export async function institutionsByUscc(db: Queryable, usccs: readonly string[]): Promise<Map<string, { name?: string; level?: string }>> {
-  const found = new Map<string, { name?: string; level?: string }>();
+/** Organization id, name and member level (county/township/village; absent for a non-member) of institutions by USCC, in one indexed lookup. */
+export async function institutionsByUscc(db: Queryable, usccs: readonly string[]): Promise<Map<string, { id: string; name?: string; level?: string }>> {
+  const found = new Map<string, { id: string; name?: string; level?: string }>();
   if (usccs.length === 0) return found;
   const rows = await findMatches(db, 'Organization', { identifier: usccs.map((i) => `${USCC_SYSTEM}|${i}`).join(',') }, 1000);
   for (const row of rows) {
     const org = JSON.parse(row.content as string) as { name?: string; identifier?: { system?: string; value?: string }[]; extension?: { url: string; valueCoding?: Coding }[] };
     const uscc = org.identifier?.find((i) => i.system === USCC_SYSTEM)?.value;
     const level = org.extension?.find((e) => e.url === INSTITUTION_LEVEL_EXTENSION)?.valueCoding?.code;
-    if (uscc) found.set(uscc, { ...(org.name ? { name: org.name } : {}), ...(level && (INSTITUTION_LEVELS as readonly string[]).includes(level) ? { level } : {}) });
+    if (uscc) found.set(uscc, { id: row.id, ...(org.name ? { name: org.name } : {}), ...(level && (INSTITUTION_LEVELS as readonly string[]).includes(level) ? { level } : {}) });
   }
   return found;
 }

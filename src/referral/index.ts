@@ -7,3 +7,4 @@ export { createReferralHook, isReferralRequest, isReferralTask, directionOf, isG
 export * from './codes.js';
 export { referralStats, median, STATS_LIMIT, type ReferralStats, type StatsQuery } from './stats.js';
 export { referralRoutes, REFERRAL_STATS_DEFINITION } from './routes.js';
+export { referralMap, type ReferralHl7Deps } from './hl7.js';

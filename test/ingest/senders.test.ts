@@ -8,7 +8,7 @@ const base = { id: 'a', sendingApplication: 'APP', sendingFacility: 'FAC', insti
 
 t.test('the demo senders load and bind each MSH-3/MSH-4 to an institution', async (t) => {
   const reg = await loadSenders();
-  t.same(reg.senders.map((s) => s.id), ['county-his', 'county-lis', 'township1-lis', 'village1-his']);
+  t.same(reg.senders.map((s) => s.id), ['county-his', 'county-lis', 'township1-lis', 'township1-his', 'village1-his']);
   t.equal(reg.find('CGLIS', 'CGZWSY')?.defaultCharset, 'GBK');
   t.equal(reg.find('CGLIS', 'QSXRMYY'), undefined);
 });

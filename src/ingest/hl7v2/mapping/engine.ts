@@ -50,7 +50,8 @@ interface Instance {
 
 type Vars = ReadonlyMap<string, unknown>;
 
-function deterministicUuid(seed: string): string {
+/** A UUID derived from a seed (the same seed, the same UUID), for the fullUrls of a replayable Bundle. */
+export function deterministicUuid(seed: string): string {
   const h = createHash('sha256').update(seed).digest('hex');
   const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
