@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pLimit from 'p-limit';
 import type { Bundle, Parameters } from '@medplum/fhirtypes';
+import { summarize } from './stats.js';
 
 export interface SubscriptionResult {
   readonly name: string;
@@ -27,10 +28,6 @@ export interface SubscriptionResult {
 
 const BENCH_CODE = { system: 'https://fhir.county-hie.cn/CodeSystem/bench', code: 'notify' };
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return Number(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)].toFixed(1));
-}
 
 /** Focus ids of an event notification. */
 function focusIds(bundle: Bundle): string[] {
@@ -118,7 +115,8 @@ export async function runSubscriptionLatency(baseUrl: string, authorization: str
     const deadline = performance.now() + 60_000;
     while ([...acked.keys()].some((id) => !received.has(id)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     // Committed → received; a notification can overtake the HTTP answer of its own write (0 then).
-    const latencies = [...acked].filter(([id]) => received.has(id)).map(([id, at]) => Math.max(0, (received.get(id) as number) - at)).sort((a, b) => a - b);
+    const latencies = [...acked].filter(([id]) => received.has(id)).map(([id, at]) => Math.max(0, (received.get(id) as number) - at));
+    const l = summarize(latencies);
     return {
       name: `rest-hook ${o.rate} writes/s, max-count ${o.maxCount}`,
       writesPerSecondTarget: o.rate,
@@ -127,10 +125,10 @@ export async function runSubscriptionLatency(baseUrl: string, authorization: str
       notified: latencies.length,
       missing: acked.size - latencies.length,
       writeErrors,
-      latencyP50Ms: percentile(latencies, 50),
-      latencyP95Ms: percentile(latencies, 95),
-      latencyP99Ms: percentile(latencies, 99),
-      latencyMaxMs: percentile(latencies, 100),
+      latencyP50Ms: l.p50,
+      latencyP95Ms: l.p95,
+      latencyP99Ms: l.p99,
+      latencyMaxMs: l.max,
       durationSeconds: Number(writeSeconds.toFixed(2)),
     };
   } finally {
