@@ -55,7 +55,7 @@ import { cloneObservations } from './clone.js';
 import { compareParsers } from './hl7-parse.js';
 import { auditOnOff } from './audit.js';
 import { pgliteStatementRate, startBaseline, type BaselineKind } from './baselines/index.js';
-import { sampleProcess, type ProcessUsage } from './stats.js';
+import { sampleProcess, settle, type ProcessUsage } from './stats.js';
 import { applyTargets, table, type Backend, type Row } from './report.js';
 import type { Request as AutocannonRequest } from 'autocannon';
 
@@ -126,6 +126,7 @@ const details: Record<string, unknown>[] = [];
 
 /** Runs `fn` while sampling the server process; adds the usage to the row fn returns. */
 async function sampled(pid: number | undefined, fn: () => Promise<Omit<Row, 'cpuPercent' | 'peakRssMb' | 'hostBusyPercent'>>): Promise<Row> {
+  await settle(pid);
   const sampler = sampleProcess(pid);
   let usage: ProcessUsage | undefined;
   try {
@@ -196,11 +197,14 @@ async function baselines(): Promise<void> {
 /** Patients and template Observations through transaction Bundles (the write path). */
 async function seedThroughApi(gateway: Gateway): Promise<{ data: SeededData; seconds: number }> {
   const started = performance.now();
-  const seeder = createSeeder(`${gateway.baseUrl}/fhir`, { batch: settings.batch, concurrency: 4, authorization: await bearer(gateway.baseUrl) });
+  const authorization = await bearer(gateway.baseUrl);
+  // Patient Bundles go one at a time: concurrent ones deadlock in identity linking (409, retried).
+  const patientSeeder = createSeeder(`${gateway.baseUrl}/fhir`, { batch: settings.batch, concurrency: 1, authorization });
+  const seeder = createSeeder(`${gateway.baseUrl}/fhir`, { batch: settings.batch, concurrency: 4, authorization });
   // A run-specific offset keeps identifiers distinct from any earlier run on the same database.
   const base = (Math.floor(Date.now() / 1000) % 20_000) * 1000;
   const patientNumbers = Array.from({ length: settings.patients }, (_, i) => base + i);
-  const patientIds = await seeder.create(patientNumbers.map((n) => patient(n)));
+  const patientIds = await patientSeeder.create(patientNumbers.map((n) => patient(n)));
   const templates = Math.min(settings.templates, settings.observations);
   const observationKeys = Array.from({ length: templates }, (_, i) => ({ patient: i % patientIds.length, code: OBSERVATION_CODES[i % OBSERVATION_CODES.length][0] }));
   await seeder.create(observationKeys.map((k, i) => observation(i, patientIds[k.patient])));
@@ -299,7 +303,9 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
   try {
     let g = await start();
     console.log(`  gateway: ${g.command} at ${g.baseUrl}`);
-    const seeded = await seedThroughApi(g);
+    const seeded = await seedThroughApi(g).catch((e: unknown) => {
+      throw new Error(`seeding failed: ${e instanceof Error ? e.message : String(e)}\ngateway output:\n${gateway?.output() ?? ''}`, { cause: e });
+    });
     seedInfo.apiSeconds = Number(seeded.seconds.toFixed(1));
     seedInfo.apiResourcesPerSecond = Math.round((settings.patients + seeded.data.observationKeys.length) / seeded.seconds);
     if (settings.observations > seeded.data.observationKeys.length) {

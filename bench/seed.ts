@@ -131,7 +131,12 @@ export function createSeeder(fhirBase: string, options: { batch: number; concurr
         request: { method: 'POST', url: String(resource.resourceType) },
       })),
     };
-    const { status, json } = await post(fhirBase, bundle, options.authorization);
+    let { status, json } = await post(fhirBase, bundle, options.authorization);
+    // A conflict between concurrent Bundles (or a busy database) asks the client to retry.
+    for (let attempt = 1; (status === 409 || status === 503) && attempt <= 8; attempt++) {
+      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+      ({ status, json } = await post(fhirBase, bundle, options.authorization));
+    }
     if (status !== 200) {
       if (mode === 'transaction') console.warn(`transaction Bundle refused (${status}): ${JSON.stringify(json).slice(0, 300)}; falling back to single POSTs`);
       return undefined;

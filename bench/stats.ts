@@ -122,3 +122,26 @@ export function sampleProcess(pid: number | undefined, everyMs = 100): ProcessSa
     },
   };
 }
+
+/**
+ * Waits until a process is idle (below `idlePercent` of one core over 250 ms windows), at most
+ * `maxMs`: a closed loop that stops leaves requests queued in the server, and the next workload
+ * must not pay for them.
+ */
+export async function settle(pid: number | undefined, idlePercent = 15, maxMs = 15_000): Promise<void> {
+  if (!pid) return;
+  const end = performance.now() + maxMs;
+  const ticks = () => {
+    const stat = read(`/proc/${pid}/stat`);
+    return stat ? cpuTicks(stat) : undefined;
+  };
+  while (performance.now() < end) {
+    const a = ticks();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 250));
+    const b = ticks();
+    if (a === undefined || b === undefined) return;
+    const percent = ((b - a) / clockTicks() / ((performance.now() - t0) / 1000)) * 100;
+    if (percent < idlePercent) return;
+  }
+}
