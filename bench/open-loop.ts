@@ -13,7 +13,7 @@ export interface OpenLoopResult {
   readonly sent: number;
   /** Latencies (ms) of the answered requests, from their due time. */
   readonly latencies: readonly number[];
-  /** Non-2xx answers and failed requests. */
+  /** Non-2xx answers, failed requests, and requests unanswered at the end of the grace period. */
   readonly errors: number;
   readonly seconds: number;
   readonly samples: readonly string[];
@@ -24,12 +24,13 @@ export interface OpenLoopResult {
  * Requests due while the loop was late are started at once (their latency includes the delay).
  * `send` resolves true for a success.
  */
-export async function runOpenLoop(o: { rate: number; durationSeconds: number; send: (i: number) => Promise<boolean | string> }): Promise<OpenLoopResult> {
+export async function runOpenLoop(o: { rate: number; durationSeconds: number; graceSeconds?: number; send: (i: number) => Promise<boolean | string> }): Promise<OpenLoopResult> {
   const total = Math.max(1, Math.round(o.rate * o.durationSeconds));
   const intervalMs = 1000 / o.rate;
   const latencies: number[] = [];
   const samples: string[] = [];
   let errors = 0;
+  let answered = 0;
   const pending: Promise<void>[] = [];
   const started = performance.now();
   let i = 0;
@@ -40,6 +41,7 @@ export async function runOpenLoop(o: { rate: number; durationSeconds: number; se
       pending.push(
         o.send(i).then(
           (ok) => {
+            answered++;
             if (ok === true) latencies.push(performance.now() - due);
             else {
               errors++;
@@ -47,6 +49,7 @@ export async function runOpenLoop(o: { rate: number; durationSeconds: number; se
             }
           },
           (e: unknown) => {
+            answered++;
             errors++;
             if (samples.length < 3) samples.push(String(e));
           },
@@ -56,7 +59,17 @@ export async function runOpenLoop(o: { rate: number; durationSeconds: number; se
     }
     if (i < total) await new Promise((r) => setTimeout(r, Math.max(0, started + i * intervalMs - performance.now())));
   }
-  await Promise.all(pending);
+  // Requests still unanswered after the grace period count as errors (a server that cannot keep
+  // up would otherwise keep the run going for as long as its backlog lasts).
+  const grace = (o.graceSeconds ?? Math.max(10, o.durationSeconds)) * 1000;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(pending), new Promise((r) => (timer = setTimeout(r, grace)))]);
+  clearTimeout(timer);
+  const late = total - answered;
+  if (late > 0) {
+    errors += late;
+    samples.push(`${late} of ${total} requests not answered ${grace / 1000} s after the last was due`);
+  }
   const seconds = (performance.now() - started) / 1000;
   return { rate: o.rate, achievedPerSecond: Math.round(latencies.length / seconds), sent: total, latencies, errors, seconds: Math.round(seconds * 100) / 100, samples };
 }
@@ -82,6 +95,7 @@ export function httpSender(baseUrl: string, headers: Record<string, string>, con
       }
       return `${spec.method} ${spec.path} answered ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`;
     },
-    close: () => pool.close(),
+    /** Drops requests still in flight. */
+    close: () => pool.destroy(),
   };
 }

@@ -22,6 +22,7 @@
  *   BENCH_CRUD_CONNECTIONS connections of the CRUD mix (default 64)
  *   BENCH_PATIENTS        Patients seeded (default 10000)
  *   BENCH_OBSERVATIONS    Observations in all (default 1000000)
+ *   BENCH_PGLITE_OBSERVATIONS Observations in all on PGlite (default BENCH_OBSERVATIONS)
  *   BENCH_TEMPLATES       Observations seeded through the API before copying (default 10000)
  *   BENCH_BATCH           entries per seeding transaction Bundle (default 100)
  *   BENCH_IMPORT_BUNDLE   entries per Bundle of the import workload (default 100)
@@ -87,6 +88,7 @@ const settings = {
   crudConnections: intEnv('BENCH_CRUD_CONNECTIONS', 64),
   patients: intEnv('BENCH_PATIENTS', 10_000, 1000),
   observations: intEnv('BENCH_OBSERVATIONS', 1_000_000, 20_000),
+  pgliteObservations: intEnv('BENCH_PGLITE_OBSERVATIONS', intEnv('BENCH_OBSERVATIONS', 1_000_000, 20_000)),
   templates: intEnv('BENCH_TEMPLATES', 10_000, 2000),
   batch: intEnv('BENCH_BATCH', 100),
   importBundleSize: intEnv('BENCH_IMPORT_BUNDLE', 100),
@@ -308,13 +310,15 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
     });
     seedInfo.apiSeconds = Number(seeded.seconds.toFixed(1));
     seedInfo.apiResourcesPerSecond = Math.round((settings.patients + seeded.data.observationKeys.length) / seeded.seconds);
-    if (settings.observations > seeded.data.observationKeys.length) {
+    const observations = backend === 'pglite' ? settings.pgliteObservations : settings.observations;
+    seedInfo.observations = observations;
+    if (observations > seeded.data.observationKeys.length) {
       await stop();
       const db = await store.open();
       try {
-        const c = await cloneObservations(db, INDEX_TABLES, settings.observations, backend === 'postgres' ? 20 : 10, (line) => console.log(line));
+        const c = await cloneObservations(db, INDEX_TABLES, observations, backend === 'postgres' ? 20 : 10, (line) => console.log(line));
         seedInfo.copySeconds = Number(c.seconds.toFixed(1));
-        console.log(`  Observations copied to ${settings.observations.toLocaleString('en')} in ${c.seconds.toFixed(1)} s`);
+        console.log(`  Observations copied to ${observations.toLocaleString('en')} in ${c.seconds.toFixed(1)} s`);
       } finally {
         await db.close();
       }
@@ -322,7 +326,7 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
     }
     const stored = await store.countResources().catch(() => -1);
     console.log(`  ${stored} resources stored`);
-    if (stored >= 0 && stored < settings.patients + settings.observations) throw new Error(`only ${stored} resources are stored: the gateway did not write where the benchmark expected`);
+    if (stored >= 0 && stored < settings.patients + observations) throw new Error(`only ${stored} resources are stored: the gateway did not write where the benchmark expected`);
     seedInfo.resources = stored;
 
     const authorization = await bearer(g.baseUrl);
@@ -363,7 +367,7 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
           p50: r.latencyP50Ms,
           p95: r.latencyP95Ms,
           p99: r.latencyP99Ms,
-          errors: r.missing + r.writeErrors,
+          errors: r.missing + r.writeErrors + r.unsent,
           note: 'latency: write committed (201) to notification received, rest-hook, one event per notification',
         };
       });

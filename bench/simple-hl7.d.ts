@@ -4,10 +4,8 @@ declare module 'simple-hl7' {
     header: unknown;
     segments: unknown[];
   }
-  class Parser {
-    constructor(options?: { segmentSeperator?: string });
-    parse(text: string): ParsedMessage;
-  }
-  const hl7: { Parser: typeof Parser };
+  const hl7: {
+    Parser: new (options?: { segmentSeperator?: string }) => { parse(text: string): ParsedMessage };
+  };
   export default hl7;
 }
