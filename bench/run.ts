@@ -197,7 +197,7 @@ async function baselines(): Promise<void> {
 }
 
 /** Patients and template Observations through transaction Bundles (the write path). */
-async function seedThroughApi(gateway: Gateway): Promise<{ data: SeededData; seconds: number }> {
+async function seedThroughApi(gateway: Gateway): Promise<{ data: SeededData; seconds: number; firstObservationId: string }> {
   const started = performance.now();
   const authorization = await bearer(gateway.baseUrl);
   // Patient Bundles go one at a time: concurrent ones deadlock in identity linking (409, retried).
@@ -209,10 +209,24 @@ async function seedThroughApi(gateway: Gateway): Promise<{ data: SeededData; sec
   const patientIds = await patientSeeder.create(patientNumbers.map((n) => patient(n)));
   const templates = Math.min(settings.templates, settings.observations);
   const observationKeys = Array.from({ length: templates }, (_, i) => ({ patient: i % patientIds.length, code: OBSERVATION_CODES[i % OBSERVATION_CODES.length][0] }));
-  await seeder.create(observationKeys.map((k, i) => observation(i, patientIds[k.patient])));
+  const observationIds = await seeder.create(observationKeys.map((k, i) => observation(i, patientIds[k.patient])));
   const seconds = (performance.now() - started) / 1000;
   console.log(`  ${patientIds.length} Patients and ${templates} Observations through ${settings.batch}-entry transaction Bundles (${seeder.mode}) in ${seconds.toFixed(1)} s`);
-  return { data: { patientIds, patientNumbers, observationKeys, nextNumber: base + settings.patients }, seconds };
+  return { data: { patientIds, patientNumbers, observationKeys, nextNumber: base + settings.patients }, seconds, firstObservationId: observationIds[0] };
+}
+
+/** A copied Observation must read back as itself (new id inside the JSON too) and be found by _id. */
+async function checkCopy(baseUrl: string, templateId: string): Promise<void> {
+  const authorization = await bearer(baseUrl);
+  const id = `${templateId}-1`;
+  const read = await fetch(`${baseUrl}/fhir/Observation/${id}`, { headers: { authorization, accept: 'application/fhir+json' } });
+  const body = (await read.json()) as { id?: string };
+  if (read.status !== 200 || body.id !== id) throw new Error(`the copied Observation/${id} reads back as ${read.status} ${JSON.stringify(body).slice(0, 300)}`);
+  const search = await fetch(`${baseUrl}/fhir/Observation?_id=${id}`, { headers: { authorization, accept: 'application/fhir+json' } });
+  const bundle = (await search.json()) as { entry?: { resource?: { id?: string } }[] };
+  if (search.status !== 200 || bundle.entry?.length !== 1 || bundle.entry[0].resource?.id !== id) {
+    throw new Error(`Observation?_id=${id} answers ${search.status} ${JSON.stringify(bundle).slice(0, 300)}`);
+  }
 }
 
 interface Store {
@@ -323,6 +337,7 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
         await db.close();
       }
       g = await start();
+      await checkCopy(g.baseUrl, seeded.firstObservationId);
     }
     const stored = await store.countResources().catch(() => -1);
     console.log(`  ${stored} resources stored`);
