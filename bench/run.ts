@@ -34,7 +34,8 @@
  *   BENCH_ONLY            comma-separated substrings: run only the workloads whose name contains
  *                         one (e.g. `mllp`, `search`, `baseline`); seeding and baselines still run
  *                         unless BENCH_SKIP_BASELINES=1
- *   BENCH_MPI_PEOPLE      with BENCH_ONLY=mpi: residents of the identity-matching workload (200)
+ *   BENCH_MPI_PEOPLE      with BENCH_ONLY=mpi: residents of the identity-matching workload (200);
+ *                         e.g. BENCH_ONLY=mpi BENCH_BACKENDS=postgres BENCH_OBSERVATIONS=1000
  *   BENCH_SERVER_ENTRY    server entry file (default src/server.ts, run with tsx)
  *   BENCH_QUICK=1         small sizes for a check in about 3 minutes (1,000 patients, 20,000
  *                         observations, 3 s workloads, MLLP at 1 and 4 connections)
@@ -127,8 +128,8 @@ const rows: Row[] = [];
 const details: Record<string, unknown>[] = [];
 
 /** Runs `fn` while sampling the server process; adds the usage to the row fn returns. */
-async function sampled(pid: number | undefined, fn: () => Promise<Omit<Row, 'cpuPercent' | 'peakRssMb' | 'hostBusyPercent'>>): Promise<Row> {
-  await settle(pid);
+async function sampled(pid: number | undefined, fn: () => Promise<Omit<Row, 'cpuPercent' | 'peakRssMb' | 'hostBusyPercent'>>, probeUrl?: string): Promise<Row> {
+  await settle(pid, probeUrl);
   const sampler = sampleProcess(pid);
   let usage: ProcessUsage | undefined;
   try {
@@ -346,21 +347,23 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
 
     const authorization = await bearer(g.baseUrl);
     const headers = { accept: 'application/fhir+json', authorization };
+    const gwNow = g;
+    const measure = (fn: Parameters<typeof sampled>[1]) => sampled(gwNow.pid, fn, `${gwNow.baseUrl}/readyz`);
     const o: WorkloadOptions = settings;
     for (const w of closedWorkloads(seeded.data, authorization, o).filter((x) => selected(x.name))) {
       if (isInterrupted()) break;
       const gw = g;
-      await sampled(gw.pid, async () => httpRow(await runClosed(gw.baseUrl, w, settings.durationSeconds, headers), backend, w.perRequest ? 'resources/s' : 'req/s'));
+      await measure(async () => httpRow(await runClosed(gw.baseUrl, w, settings.durationSeconds, headers), backend, w.perRequest ? 'resources/s' : 'req/s'));
     }
     for (const w of openWorkloads(seeded.data, o).filter((x) => selected(x.name))) {
       if (isInterrupted()) break;
       const gw = g;
-      await sampled(gw.pid, async () => httpRow(await runOpen(gw.baseUrl, w, settings.durationSeconds, headers), backend));
+      await measure(async () => httpRow(await runOpen(gw.baseUrl, w, settings.durationSeconds, headers), backend));
     }
     for (const w of mllpWorkloads(settings.mllpConnections).filter((x) => selected(x.name))) {
       if (isInterrupted()) break;
       const gw = g;
-      await sampled(gw.pid, async () => {
+      await measure(async () => {
         const r = await runMllp('127.0.0.1', gw.mllpPort, w, settings.mllpDurationSeconds);
         for (const s of r.samples) console.warn(`  ${s}`);
         details.push({ backend, ...r });
@@ -371,7 +374,7 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
       const name = `subscription ${rate}/s`;
       if (isInterrupted() || !selected(name)) continue;
       const gw = g;
-      await sampled(gw.pid, async () => {
+      await measure(async () => {
         const r = await runSubscriptionLatency(gw.baseUrl, authorization, { rate, durationSeconds: settings.durationSeconds, maxCount: 1 });
         details.push({ backend, ...r });
         return {

@@ -124,17 +124,30 @@ export function sampleProcess(pid: number | undefined, everyMs = 100): ProcessSa
 }
 
 /**
- * Waits until a process is idle (below `idlePercent` of one core over 250 ms windows), at most
- * `maxMs`: a closed loop that stops leaves requests queued in the server, and the next workload
- * must not pay for them.
+ * Waits until a server is idle, at most `maxMs`: a closed loop that stops leaves requests queued
+ * in the server, and the next workload must not pay for them. Idle: two 250 ms windows in a row
+ * below `idlePercent` of one core and, with `probeUrl`, that URL answering within 100 ms (on a busy
+ * machine a starved server can use little CPU and still have a backlog).
  */
-export async function settle(pid: number | undefined, idlePercent = 15, maxMs = 15_000): Promise<void> {
+export async function settle(pid: number | undefined, probeUrl?: string, idlePercent = 15, maxMs = 20_000): Promise<void> {
   if (!pid) return;
   const end = performance.now() + maxMs;
   const ticks = () => {
     const stat = read(`/proc/${pid}/stat`);
     return stat ? cpuTicks(stat) : undefined;
   };
+  const quick = async () => {
+    if (!probeUrl) return true;
+    const t0 = performance.now();
+    try {
+      const res = await fetch(probeUrl, { signal: AbortSignal.timeout(5000) });
+      await res.arrayBuffer();
+    } catch {
+      return false;
+    }
+    return performance.now() - t0 < 100;
+  };
+  let idleWindows = 0;
   while (performance.now() < end) {
     const a = ticks();
     const t0 = performance.now();
@@ -142,6 +155,7 @@ export async function settle(pid: number | undefined, idlePercent = 15, maxMs = 
     const b = ticks();
     if (a === undefined || b === undefined) return;
     const percent = ((b - a) / clockTicks() / ((performance.now() - t0) / 1000)) * 100;
-    if (percent < idlePercent) return;
+    idleWindows = percent < idlePercent ? idleWindows + 1 : 0;
+    if (idleWindows >= 2 && (await quick())) return;
   }
 }
