@@ -12,7 +12,8 @@
  *    off at the store. The gateway process's CPU and peak RSS are sampled during each workload.
  * 3. One table (baselines, ratios, targets) on stdout and bench/results/latest.json.
  *
- * Environment (all optional; the defaults are the issue's sizes, about 12 minutes on 2 cores):
+ * Environment (all optional; the defaults are the issue's sizes, sized for under 15 minutes on
+ * the idle 2-core machine):
  *   BENCH_DATABASE_URL    PostgreSQL (default postgres://postgres@127.0.0.1:5432/test)
  *   BENCH_ISOLATION       schema (default: a fresh schema, dropped after) or database
  *   BENCH_BACKENDS        postgres,pglite (default both)
@@ -49,7 +50,7 @@ import pg from 'pg';
 import { INDEX_TABLES, PgliteDb, PostgresDb, openStore, type Db } from '../src/store/index.js';
 import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway, type Isolation } from './gateway.js';
 import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js';
-import { closedWorkloads, openWorkloads, runClosed, runOpen, type HttpResult, type SeededData, type WorkloadOptions } from './workloads.js';
+import { closedWorkloads, openWorkloads, requestFactories, runClosed, runOpen, type HttpResult, type SeededData, type WorkloadOptions } from './workloads.js';
 import { mllpWorkloads, runMllp, sampleMessages } from './mllp.js';
 import { runSubscriptionLatency } from './subscriptions.js';
 import { mpiTable, runMpi } from './mpi.js';
@@ -350,12 +351,13 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
     const gwNow = g;
     const measure = (fn: Parameters<typeof sampled>[1]) => sampled(gwNow.pid, fn, `${gwNow.baseUrl}/readyz`);
     const o: WorkloadOptions = settings;
-    for (const w of closedWorkloads(seeded.data, authorization, o).filter((x) => selected(x.name))) {
+    const factories = requestFactories(seeded.data);
+    for (const w of closedWorkloads(factories, authorization, o).filter((x) => selected(x.name))) {
       if (isInterrupted()) break;
       const gw = g;
       await measure(async () => httpRow(await runClosed(gw.baseUrl, w, settings.durationSeconds, headers), backend, w.perRequest ? 'resources/s' : 'req/s'));
     }
-    for (const w of openWorkloads(seeded.data, o).filter((x) => selected(x.name))) {
+    for (const w of openWorkloads(factories, o).filter((x) => selected(x.name))) {
       if (isInterrupted()) break;
       const gw = g;
       await measure(async () => httpRow(await runOpen(gw.baseUrl, w, settings.durationSeconds, headers), backend));

@@ -56,7 +56,13 @@ function pick<T>(items: readonly T[]): T {
 
 const enc = encodeURIComponent;
 
-/** Request paths and bodies over the seeded data. */
+export type RequestFactories = ReturnType<typeof requestFactories>;
+
+/**
+ * Request paths and bodies over the seeded data. Create one per gateway and share it between
+ * workloads: new Patients take identifier numbers from one counter (a number used twice would be
+ * the same resident registered twice).
+ */
 export function requestFactories(data: SeededData) {
   let next = data.nextNumber;
   const randomPatient = () => {
@@ -104,8 +110,7 @@ export interface WorkloadOptions {
   readonly openCreateRate: number;
 }
 
-export function closedWorkloads(data: SeededData, authorization: string, o: WorkloadOptions): ClosedWorkload[] {
-  const f = requestFactories(data);
+export function closedWorkloads(f: RequestFactories, authorization: string, o: WorkloadOptions): ClosedWorkload[] {
   const headers = { accept: FHIR_JSON, authorization };
   const writeHeaders = { ...headers, 'content-type': FHIR_JSON };
   const get = (name: string, description: string, path: () => string): ClosedWorkload => ({
@@ -183,8 +188,7 @@ export function closedWorkloads(data: SeededData, authorization: string, o: Work
   ];
 }
 
-export function openWorkloads(data: SeededData, o: WorkloadOptions): OpenWorkload[] {
-  const f = requestFactories(data);
+export function openWorkloads(f: RequestFactories, o: WorkloadOptions): OpenWorkload[] {
   return [
     {
       name: `read Patient open ${o.openReadRate}/s`,
