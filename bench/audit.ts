@@ -19,6 +19,8 @@ import pg from 'pg';
 import { openStore, type Db } from '../src/store/index.js';
 import { configureAuditChains, recordAccess, resolveHashAlgorithm, verifyAuditChains, type AccessRecord } from '../src/audit/index.js';
 import type { RequestContext } from '../src/fhir/context.js';
+import { fileURLToPath } from 'node:url';
+import { summarize } from './stats.js';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS || 3);
@@ -42,20 +44,21 @@ interface Mode {
   readonly eventsPerTx: number;
 }
 
-interface Result {
+export interface AuditResult {
   readonly backend: string;
   readonly mode: string;
   readonly tps: number;
   readonly eps: number;
   readonly p50: number;
+  readonly p95: number;
   readonly p99: number;
 }
 
-async function measure(db: Db, backend: string, mode: Mode, writers: number): Promise<Result> {
+async function measure(db: Db, backend: string, mode: Mode, writers: number, seconds = SECONDS): Promise<AuditResult> {
   if (mode.chains > 0) await configureAuditChains(db, { chains: mode.chains, alg: resolveHashAlgorithm('auto') });
   const payload = randomBytes(600).toString('base64');
   const latencies: number[] = [];
-  const until = Date.now() + SECONDS * 1000;
+  const until = Date.now() + seconds * 1000;
   let txs = 0;
   const writer = async () => {
     while (Date.now() < until) {
@@ -70,13 +73,12 @@ async function measure(db: Db, backend: string, mode: Mode, writers: number): Pr
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: writers }, writer));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { backend, mode: mode.name, tps: txs / seconds, eps: mode.chains > 0 ? (txs * mode.eventsPerTx) / seconds : 0, p50: pct(0.5), p99: pct(0.99) };
+  const elapsed = (performance.now() - started) / 1000;
+  const l = summarize(latencies);
+  return { backend, mode: mode.name, tps: txs / elapsed, eps: mode.chains > 0 ? (txs * mode.eventsPerTx) / elapsed : 0, p50: l.p50, p95: l.p95, p99: l.p99 };
 }
 
-async function runBackend(db: Db, backend: string, writers: number): Promise<Result[]> {
+async function runBackend(db: Db, backend: string, writers: number): Promise<AuditResult[]> {
   await db.exec('CREATE TABLE bench_clinical (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload text NOT NULL)');
   const modes: Mode[] = [
     { name: 'no audit', chains: 0, eventsPerTx: 1 },
@@ -84,7 +86,7 @@ async function runBackend(db: Db, backend: string, writers: number): Promise<Res
     { name: `audit, ${CHAINS} chains`, chains: CHAINS, eventsPerTx: 1 },
     { name: `bulk: 100 events/tx, ${CHAINS} chains`, chains: CHAINS, eventsPerTx: 100 },
   ];
-  const out: Result[] = [];
+  const out: AuditResult[] = [];
   for (const mode of modes) {
     const r = await measure(db, backend, mode, writers);
     out.push(r);
@@ -137,4 +139,17 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/**
+ * Audit on vs off at the store, for `npm run bench`: `writers` concurrent transactions each
+ * inserting one row, without and then with one AuditEvent appended (the gateway's chain count).
+ * The gateway itself has no setting that turns auditing off, so this is where the cost shows.
+ */
+export async function auditOnOff(db: Db, backend: string, writers: number, seconds: number, chains: number): Promise<AuditResult[]> {
+  await db.exec('CREATE TABLE IF NOT EXISTS bench_clinical (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload text NOT NULL)');
+  return [
+    await measure(db, backend, { name: 'audit off', chains: 0, eventsPerTx: 1 }, writers, seconds),
+    await measure(db, backend, { name: `audit on, ${chains} chains`, chains, eventsPerTx: 1 }, writers, seconds),
+  ];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -109,7 +109,18 @@ export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENT
   return { args, label: `node ${args.join(' ')}` };
 }
 
-export async function startGateway(options: { root: string; databaseUrl: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
+/**
+ * Starts the gateway on a free port. With `databaseUrl` it uses that PostgreSQL; without it, the
+ * embedded PGlite store in `dataDir` (DATABASE_URL set empty, so a DATABASE_URL of the calling
+ * shell does not leak in).
+ */
+export async function startGateway(options: {
+  root: string;
+  databaseUrl?: string;
+  dataDir?: string;
+  readyTimeoutMs?: number;
+  env?: Record<string, string>;
+}): Promise<Gateway> {
   const port = await freePort();
   const mllpPort = await freePort();
   const { args, label } = serverCommand(options.root);
@@ -120,7 +131,8 @@ export async function startGateway(options: { root: string; databaseUrl: string;
       HOST: '127.0.0.1',
       PORT: String(port),
       BASE_URL: `http://127.0.0.1:${port}`,
-      DATABASE_URL: options.databaseUrl,
+      DATABASE_URL: options.databaseUrl ?? '',
+      ...(options.dataDir ? { DATA_DIR: options.dataDir, HL7_SPOOL_DIR: join(options.dataDir, 'hl7-spool') } : {}),
       MLLP_HOST: '127.0.0.1',
       MLLP_PORT: String(mllpPort),
       DEMO_DATA: 'false',

@@ -9,6 +9,7 @@ import { countyLabOru } from '../test/helpers/hl7-samples.js';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { frameMllp, MllpFrameDecoder } from '../src/ingest/mllp/index.js';
+import { percentile } from './stats.js';
 
 export interface MllpWorkload {
   readonly name: string;
@@ -41,11 +42,11 @@ export interface MllpResult {
 /** Residents the messages are spread over (each message updates its Patient). */
 const PATIENTS = 1000;
 
-/** ORU^R01 of the county LIS (QSLIS/QSXRMYY, UTF-8): one order with 10 results. */
-function oru(tag: string, conn: number, n: number): { controlId: string; bytes: Buffer } {
+/** ORU^R01 of the county LIS (QSLIS/QSXRMYY, UTF-8): one order with `results` OBX (10 or 20). */
+function oru(tag: string, conn: number, n: number, results: number): { controlId: string; bytes: Buffer } {
   const controlId = `${tag}O${conn}-${n}`;
   const p = (conn * 7919 + n) % PATIENTS;
-  return countyLabOru({ controlId, mrn: `${tag}M${p}`, given: `测试${p}` });
+  return countyLabOru({ controlId, mrn: `${tag}M${p}`, given: `测试${p}`, results });
 }
 
 /** ADT^A01 of the county HIS (QSHIS/QSXRMYY): an admission with a new visit number. */
@@ -61,31 +62,42 @@ function adt(tag: string, conn: number, n: number): { controlId: string; bytes: 
   return { controlId, bytes: Buffer.from(text, 'utf8') };
 }
 
-export function mllpWorkloads(): MllpWorkload[] {
-  // A run-specific tag keeps control ids distinct from any earlier run on the same database.
-  const tag = `B${randomBytes(3).toString('hex').toUpperCase()}`;
-  const oruAt = (connections: number): MllpWorkload => ({
-    name: `MLLP ORU^R01 ×${connections}`,
-    description: `ORU^R01 with 10 OBX over MLLP, ${connections} connection(s), next message after the ACK`,
-    connections,
-    message: (conn, n) => oru(`${tag}C${connections}`, conn, n),
-  });
+/** One message of each kind the MLLP workloads send (for the parser comparison). */
+export function sampleMessages(): { label: string; bytes: Buffer }[] {
   return [
-    oruAt(1),
-    oruAt(4),
-    oruAt(16),
-    {
-      name: 'MLLP ADT^A01 ×4',
-      description: 'ADT^A01 (Patient and Encounter) over MLLP, 4 connections, next message after the ACK',
-      connections: 4,
-      message: (conn, n) => adt(tag, conn, n),
-    },
+    { label: 'ORU^R01 10 OBX', bytes: oru('S', 0, 0, 10).bytes },
+    { label: 'ORU^R01 20 OBX', bytes: oru('S', 0, 0, 20).bytes },
+    { label: 'ADT^A01', bytes: adt('S', 0, 0).bytes },
   ];
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+/**
+ * ORU^R01 with 10 and 20 OBX and ADT^A01, each at the given connection counts (1, 4 and 16 by
+ * default).
+ */
+export function mllpWorkloads(connectionCounts: readonly number[] = [1, 4, 16]): MllpWorkload[] {
+  // A run-specific tag keeps control ids distinct from any earlier run on the same database.
+  const tag = `B${randomBytes(3).toString('hex').toUpperCase()}`;
+  const out: MllpWorkload[] = [];
+  for (const results of [10, 20]) {
+    for (const connections of connectionCounts) {
+      out.push({
+        name: `MLLP ORU^R01 ${results} OBX ×${connections}`,
+        description: `ORU^R01 with ${results} OBX over MLLP, ${connections} connection(s), next message after the ACK`,
+        connections,
+        message: (conn, n) => oru(`${tag}R${results}C${connections}`, conn, n, results),
+      });
+    }
+  }
+  for (const connections of connectionCounts) {
+    out.push({
+      name: `MLLP ADT^A01 ×${connections}`,
+      description: `ADT^A01 (Patient and Encounter) over MLLP, ${connections} connection(s), next message after the ACK`,
+      connections,
+      message: (conn, n) => adt(`${tag}C${connections}`, conn, n),
+    });
+  }
+  return out;
 }
 
 /** MSA-1 and MSA-2 of an ACK. */

@@ -40,12 +40,17 @@ export function idCardNumber(n: number): string {
 const FAMILY = ['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴'];
 const GIVEN = ['伟', '芳', '娜', '秀英', '敏', '静', '丽', '强', '磊', '军', '洋', '勇'];
 
+/** Family name of the n-th generated patient. */
+export function patientFamily(n: number): string {
+  return FAMILY[n % FAMILY.length];
+}
+
 export function patient(n: number): Record<string, unknown> {
   const id = idCardNumber(n);
   return {
     resourceType: 'Patient',
     identifier: [{ system: ID_CARD_SYSTEM, value: id }],
-    name: [{ use: 'official', family: FAMILY[n % FAMILY.length], given: [GIVEN[Math.floor(n / FAMILY.length) % GIVEN.length]] }],
+    name: [{ use: 'official', family: patientFamily(n), given: [GIVEN[Math.floor(n / FAMILY.length) % GIVEN.length]] }],
     gender: n % 2 === 0 ? 'female' : 'male',
     birthDate: `${id.slice(6, 10)}-${id.slice(10, 12)}-${id.slice(12, 14)}`,
   };
@@ -126,7 +131,12 @@ export function createSeeder(fhirBase: string, options: { batch: number; concurr
         request: { method: 'POST', url: String(resource.resourceType) },
       })),
     };
-    const { status, json } = await post(fhirBase, bundle, options.authorization);
+    let { status, json } = await post(fhirBase, bundle, options.authorization);
+    // A conflict between concurrent Bundles (or a busy database) asks the client to retry.
+    for (let attempt = 1; (status === 409 || status === 503) && attempt <= 8; attempt++) {
+      await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+      ({ status, json } = await post(fhirBase, bundle, options.authorization));
+    }
     if (status !== 200) {
       if (mode === 'transaction') console.warn(`transaction Bundle refused (${status}): ${JSON.stringify(json).slice(0, 300)}; falling back to single POSTs`);
       return undefined;
