@@ -102,25 +102,31 @@ export interface Gateway {
 }
 
 /** The entry to run: BENCH_SERVER_ENTRY, else src/server.ts through tsx (never a stale build). */
-export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENTRY): { args: string[]; label: string } {
+export function serverCommand(root: string, entry: string | undefined = process.env.BENCH_SERVER_ENTRY): { args: string[]; label: string } {
   const file = entry ?? join(root, 'src', 'server.ts');
   if (!existsSync(file)) throw new Error(`server entry ${file} does not exist`);
   const args = /\.[cm]?ts$/.test(file) ? ['--import', 'tsx', file] : [file];
   return { args, label: `node ${args.join(' ')}` };
 }
 
-export async function startGateway(options: { root: string; databaseUrl: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
+/**
+ * databaseUrl undefined: the embedded PGlite store (give DATA_DIR in env); entry: the server entry
+ * to run instead of serverCommand's default.
+ */
+export async function startGateway(options: { root: string; databaseUrl?: string; entry?: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
   const port = await freePort();
   const mllpPort = await freePort();
-  const { args, label } = serverCommand(options.root);
+  const { args, label } = serverCommand(options.root, options.entry);
+  const inherited = { ...process.env };
+  delete inherited.DATABASE_URL;
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: options.root,
     env: {
-      ...process.env,
+      ...inherited,
       HOST: '127.0.0.1',
       PORT: String(port),
       BASE_URL: `http://127.0.0.1:${port}`,
-      DATABASE_URL: options.databaseUrl,
+      ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
       MLLP_HOST: '127.0.0.1',
       MLLP_PORT: String(mllpPort),
       DEMO_DATA: 'false',
