@@ -17,6 +17,7 @@
  *   BENCH_DATABASE_URL   PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test); the
  *                        load goes into a fresh schema, dropped afterwards
  *   BENCH_SERVER_ENTRY   gateway entry (default dist/server.js)
+ *   BENCH_NODE_ARGS      node options of the gateway process, e.g. `--max-old-space-size=192`
  */
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
@@ -33,6 +34,7 @@ const ROWS = Number(process.env.BENCH_ROWS || 1_000_000);
 const BACKEND = process.env.BENCH_BACKEND === 'pglite' ? 'pglite' : 'postgres';
 const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const ENTRY = process.env.BENCH_SERVER_ENTRY || join(ROOT, 'dist', 'server.js');
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const TOWNSHIP = '1233042447102341XF';
 const HEADER = 'report_no,item_code,item_name,mrn,patient_name,value,unit,ref_low,ref_high,flag,result_time';
 const ITEMS = Array.from({ length: 20 }, (_, i) => [`L${String(i).padStart(3, '0')}`, `检验项目${i}`]);
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     gateway = await startGateway({
       root: ROOT,
       entry: ENTRY,
+      nodeArgs: NODE_ARGS,
       databaseUrl: database?.url,
       env: { MLLP_PORT: '0', HL7_SPOOL_DIR: join(dir, 'spool'), TOKEN_TTL_SECONDS: '86400', ...(database ? {} : { DATA_DIR: join(dir, 'data') }) },
     });

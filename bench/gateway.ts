@@ -113,10 +113,12 @@ export function serverCommand(root: string, entry: string | undefined = process.
  * databaseUrl undefined: the embedded PGlite store (give DATA_DIR in env); entry: the server entry
  * to run instead of serverCommand's default.
  */
-export async function startGateway(options: { root: string; databaseUrl?: string; entry?: string; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
+export async function startGateway(options: { root: string; databaseUrl?: string; entry?: string; nodeArgs?: readonly string[]; readyTimeoutMs?: number; env?: Record<string, string> }): Promise<Gateway> {
   const port = await freePort();
   const mllpPort = await freePort();
-  const { args, label } = serverCommand(options.root, options.entry);
+  const command = serverCommand(options.root, options.entry);
+  const args = [...(options.nodeArgs ?? []), ...command.args];
+  const label = `node ${args.join(' ')}`;
   const inherited = { ...process.env };
   delete inherited.DATABASE_URL;
   const child: ChildProcess = spawn(process.execPath, args, {

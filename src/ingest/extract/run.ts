@@ -50,6 +50,15 @@ export interface ExtractInput {
   readonly mapping: ExtractMapping;
   readonly ctx: RequestContext & { institution: string };
   readonly remoteAddress?: string;
+  /** Told of each rejected row instead of keeping it as a dead letter (a replay of one already kept). */
+  readonly onReject?: (rejected: Rejected) => void;
+}
+
+export interface Rejected {
+  readonly rowNo: number;
+  readonly code: string;
+  readonly text: string;
+  readonly field?: string;
 }
 
 /** A row that passed its column checks, with where it came from. */
@@ -62,6 +71,7 @@ interface Checked {
 /** One record of the file: its 1-based data row number (the header is row 0), raw text and fields. */
 interface Rec {
   readonly rowNo: number;
+  /** The row as written; for CSV, preceded by the header line (a one-row file a replay reads again). */
   readonly raw: string;
   readonly fields?: Readonly<Record<string, unknown>>;
   readonly error?: string;
@@ -70,16 +80,18 @@ interface Rec {
 async function* csvRecords(text: AsyncIterable<string> & Readable, mapping: ExtractMapping): AsyncGenerator<Rec> {
   const parser = text.pipe(parse({ bom: true, raw: true, relax_column_count: true, skip_empty_lines: true }));
   let header: string[] | undefined;
+  let headerLine = '';
   let rowNo = 0;
   for await (const r of parser as AsyncIterable<{ record: string[]; raw: string }>) {
     if (!header) {
       header = r.record.map((h) => h.trim());
+      headerLine = r.raw.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
       const missing = missingColumns(mapping, header);
       if (missing.length) throw new GatewayError('GW_ERR_BAD_REQUEST', `The header row lacks the required column(s) ${missing.join(', ')} of "${mapping.kind}"`, { expression: missing.map((m) => `header.${m}`) });
       continue;
     }
     rowNo++;
-    const raw = r.raw.replace(/\r?\n$/, '');
+    const raw = `${headerLine}\r\n${r.raw.replace(/\r?\n$/, '')}`;
     if (r.record.length !== header.length) {
       yield { rowNo, raw, error: `has ${r.record.length} fields, the header ${header.length}` };
       continue;
@@ -119,6 +131,7 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
 
   const reject = async (rowNo: number, raw: string, code: string, text: string, field?: string) => {
     counts.rejected++;
+    if (input.onReject) return input.onReject({ rowNo, code, text, ...(field ? { field } : {}) });
     await insertDeadLetter(db, {
       receivedAt: new Date(),
       raw: Buffer.from(raw, 'utf8'),
