@@ -102,7 +102,7 @@ export interface Gateway {
 }
 
 /** The entry to run: BENCH_SERVER_ENTRY, else src/server.ts through tsx (never a stale build). */
-export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENTRY): { args: string[]; label: string } {
+export function serverCommand(root: string, entry: string | undefined = process.env.BENCH_SERVER_ENTRY): { args: string[]; label: string } {
   const file = entry ?? join(root, 'src', 'server.ts');
   if (!existsSync(file)) throw new Error(`server entry ${file} does not exist`);
   const args = /\.[cm]?ts$/.test(file) ? ['--import', 'tsx', file] : [file];
@@ -112,22 +112,29 @@ export function serverCommand(root: string, entry = process.env.BENCH_SERVER_ENT
 /**
  * Starts the gateway on a free port. With `databaseUrl` it uses that PostgreSQL; without it, the
  * embedded PGlite store in `dataDir` (DATABASE_URL set empty, so a DATABASE_URL of the calling
- * shell does not leak in).
+ * shell does not leak in). entry: the server entry to run instead of serverCommand's default;
+ * nodeArgs: options for node itself (e.g. heap limits).
  */
 export async function startGateway(options: {
   root: string;
   databaseUrl?: string;
   dataDir?: string;
+  entry?: string;
+  nodeArgs?: readonly string[];
   readyTimeoutMs?: number;
   env?: Record<string, string>;
 }): Promise<Gateway> {
   const port = await freePort();
   const mllpPort = await freePort();
-  const { args, label } = serverCommand(options.root);
+  const command = serverCommand(options.root, options.entry);
+  const args = [...(options.nodeArgs ?? []), ...command.args];
+  const label = `node ${args.join(' ')}`;
+  const inherited = { ...process.env };
+  delete inherited.DATABASE_URL;
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: options.root,
     env: {
-      ...process.env,
+      ...inherited,
       HOST: '127.0.0.1',
       PORT: String(port),
       BASE_URL: `http://127.0.0.1:${port}`,

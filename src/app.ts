@@ -91,11 +91,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
+  const extract = { db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) };
+  const clients = app.auth.clients;
   await app.register(ingestRoutes, {
     prefix: '/ingest',
     pipeline: ingest.pipeline,
     db: deps.db,
-    feeds: { senders: ingest.senders, staleMinutes: config.feedStaleMinutes, institutionOfClient: (id) => app.auth.clients.get(id)?.institution },
+    feeds: { senders: ingest.senders, staleMinutes: config.feedStaleMinutes, institutionOfClient: (id) => clients.get(id)?.institution },
+    extract: { ...extract, client: (id: string) => clients.get(id) },
   });
   const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, redisPrefix: config.redisKeyPrefix, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({
@@ -126,7 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(subscriptionRoutes, { prefix: '/fhir', db: deps.db, config, websockets, dispatcher });
   await app.register(subscriptionDeliveryRoutes({ db: deps.db, config }), { prefix: '/subscriptions' });
   await app.register(dicomRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir });
-  await app.register(extractRoutes, { prefix: '/ingest', db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) });
+  await app.register(extractRoutes, { prefix: '/ingest', ...extract });
   // The audit log has its own store and routes; the static /fhir/AuditEvent wins over /fhir/:type.
   await app.register(auditRoutes, { prefix: '/fhir', db: deps.db, config });
   const recognition = createRecognition(config, { db: deps.db, fhir: deps.fhir });

@@ -3,6 +3,7 @@
  */
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { isTransactionConflict } from '../store/index.js';
 
 interface FastifyLikeError {
   code?: string;
@@ -52,7 +53,7 @@ export function toGatewayError(err: unknown): GatewayError {
   if (pgCode === '22P02' || pgCode === '22007' || pgCode === '22008' || pgCode === '22003') {
     return new GatewayError('GW_ERR_BAD_REQUEST', `A value in the request is not valid for its type: ${e.message}`);
   }
-  if (pgCode === '40001' || pgCode === '40P01') {
+  if (isTransactionConflict(err)) {
     return new GatewayError('GW_ERR_CONFLICT', 'Concurrent update of the same data; retry the request', { cause: err });
   }
   return new GatewayError('GW_ERR_INTERNAL', 'Internal server error', { cause: err });

@@ -51,6 +51,10 @@ export interface LoadedProfiles {
   readonly others: readonly Resource[];
 }
 
+/**
+ * The R4 base StructureDefinitions with their snapshots, read while snapshots are generated and
+ * released by loadProfiles afterwards: kept, they would hold some 60 MB of heap for nothing.
+ */
 let baseSnapshots: Map<string, StructureDefinition> | undefined;
 
 /** R4 base StructureDefinitions (resources and data types) by type name. */
@@ -303,6 +307,14 @@ async function readConformanceFiles(dir: string): Promise<{ file: string; resour
  * extensions, checks and registers SearchParameters. Throws ProfileError on the first bad file.
  */
 export async function loadProfiles(dir: string): Promise<LoadedProfiles> {
+  try {
+    return await loadProfileFiles(dir);
+  } finally {
+    baseSnapshots = undefined;
+  }
+}
+
+async function loadProfileFiles(dir: string): Promise<LoadedProfiles> {
   loadBaseDefinitions();
   const files = await readConformanceFiles(dir);
   const urls = new Map<string, string>();

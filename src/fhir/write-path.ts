@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
-import { findMatches, queryFromString } from '../store/search/index.js';
+import { readByRids, readCurrent, writeVersions, type Queryable, type StoredRow, type WriteMethod } from '../store/index.js';
+import { findByTokenKeys, findMatches, queryFromString, tokenKeyOf, type TokenKey } from '../store/search/index.js';
 import { recordAccess, type AccessRecord } from '../audit/index.js';
 import type { RequestContext } from './context.js';
 import { findReferences, isConditionalReference } from './references.js';
@@ -126,6 +126,10 @@ interface Planned {
   current?: StoredRow;
   resource?: Resource;
   result?: WriteResult;
+  /** What its condition matched, when resolved with the others' (prefetchConditions). */
+  matched?: StoredRow[];
+  /** Its matched row, read and locked with the others'. */
+  locked?: StoredRow;
 }
 
 function where(req: WriteRequest): string {
@@ -152,15 +156,49 @@ async function lockCondition(q: Queryable, type: string, condition: string): Pro
   await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${condition}`]);
 }
 
-async function matchOne(q: Queryable, req: WriteRequest, condition: string): Promise<StoredRow | undefined> {
+async function matchOne(q: Queryable, req: WriteRequest, condition: string, prefetched?: StoredRow[]): Promise<StoredRow | undefined> {
   if (Object.keys(queryFromString(condition)).length === 0) fail('GW_ERR_BAD_REQUEST', 'A conditional request needs search criteria', req);
-  const found = await findMatches(q, req.type, queryFromString(condition), 2);
+  const found = prefetched ?? (await findMatches(q, req.type, queryFromString(condition), 2));
   if (found.length > 1) fail('GW_ERR_MULTIPLE_MATCHES', `More than one ${req.type} matches "${condition}"`, req);
   return found[0];
 }
 
 function parseStored(row: StoredRow): Resource {
   return JSON.parse(row.content as string) as Resource;
+}
+
+/** The condition a request is matched by: If-None-Exist of a create, the search of a conditional update, patch or delete. */
+function conditionOf(req: WriteRequest): string | undefined {
+  return req.method === 'POST' ? req.ifNoneExist : req.id === undefined ? req.condition : undefined;
+}
+
+/**
+ * Step 1 for many requests at once. The conditions that are one `system|value` token (an
+ * identifier: how extract rows, HL7 v2 and DICOM mappings key their writes) are locked in one
+ * statement, in one sorted order (two transactions locking overlapping keys cannot deadlock on
+ * them), matched in one statement per resource type, and the matched rows of updates, patches and
+ * deletes are read and locked in one more: a few statements per transaction instead of two or
+ * three per request. resolveTargets then uses what was found; other conditions it matches alone.
+ */
+async function prefetchConditions(q: Queryable, plan: readonly Planned[]): Promise<void> {
+  const keyed: { p: Planned; lock: string; key: TokenKey }[] = [];
+  for (const p of plan) {
+    const condition = conditionOf(p.req);
+    if (condition === undefined || !isKnownResourceType(p.req.type)) continue;
+    const key = tokenKeyOf(p.req.type, queryFromString(condition));
+    if (key) keyed.push({ p, lock: `${p.req.type}?${condition}`, key });
+  }
+  if (keyed.length < 2) return;
+  await q.query('SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest($1::text[]) AS k', [[...new Set(keyed.map((k) => k.lock))].sort()]);
+  const byType = new Map<string, typeof keyed>();
+  for (const k of keyed) byType.set(k.p.req.type, [...(byType.get(k.p.req.type) ?? []), k]);
+  for (const [type, list] of byType) {
+    const found = await findByTokenKeys(q, type, list.map((k) => k.key));
+    list.forEach((k, i) => (k.p.matched = found[i]));
+  }
+  const toLock = keyed.filter((k) => k.p.req.method !== 'POST' && k.p.matched?.length === 1).map((k) => k.p);
+  const locked = new Map((await readByRids(q, toLock.map((p) => (p.matched as StoredRow[])[0].rid), true)).map((r) => [r.rid, r]));
+  for (const p of toLock) p.locked = locked.get((p.matched as StoredRow[])[0].rid);
 }
 
 /** Resolves which resource each request writes to (step 1). */
@@ -172,8 +210,8 @@ async function resolveTargets(q: Queryable, plan: Planned[]): Promise<void> {
     switch (req.method) {
       case 'POST': {
         if (req.ifNoneExist) {
-          await lockCondition(q, req.type, req.ifNoneExist);
-          const existing = await matchOne(q, req, req.ifNoneExist);
+          if (!p.matched) await lockCondition(q, req.type, req.ifNoneExist);
+          const existing = await matchOne(q, req, req.ifNoneExist, p.matched);
           if (existing) {
             p.id = existing.id;
             p.result = { status: 200, type: req.type, id: existing.id, versionId: existing.versionId, lastUpdated: existing.lastUpdated, resource: parseStored(existing), noop: true };
@@ -189,9 +227,9 @@ async function resolveTargets(q: Queryable, plan: Planned[]): Promise<void> {
           p.id = req.id;
           p.current = await readCurrent(q, req.type, req.id, true);
         } else if (req.condition !== undefined) {
-          await lockCondition(q, req.type, req.condition);
-          const found = await matchOne(q, req, req.condition);
-          if (found) p.current = await readCurrent(q, req.type, found.id, true);
+          if (!p.matched) await lockCondition(q, req.type, req.condition);
+          const found = await matchOne(q, req, req.condition, p.matched);
+          if (found) p.current = p.locked ?? (await readCurrent(q, req.type, found.id, true));
           const bodyId = req.resource?.id;
           if (found && bodyId && bodyId !== found.id) fail('GW_ERR_BAD_REQUEST', `Resource id "${bodyId}" differs from the matched ${req.type}/${found.id}`, req);
           p.id = found?.id ?? (bodyId && ID_PATTERN.test(bodyId) ? bodyId : randomUUID());
@@ -208,9 +246,9 @@ async function resolveTargets(q: Queryable, plan: Planned[]): Promise<void> {
         let row: StoredRow | undefined;
         if (req.id !== undefined) row = await readCurrent(q, req.type, req.id, true);
         else if (req.condition !== undefined) {
-          await lockCondition(q, req.type, req.condition);
-          const found = await matchOne(q, req, req.condition);
-          row = found && (await readCurrent(q, req.type, found.id, true));
+          if (!p.matched) await lockCondition(q, req.type, req.condition);
+          const found = await matchOne(q, req, req.condition, p.matched);
+          row = found && (p.locked ?? (await readCurrent(q, req.type, found.id, true)));
         }
         if (!row && req.id !== undefined) fail('GW_ERR_NOT_FOUND', `${req.type}/${req.id} not found`, req);
         p.id = row?.id ?? req.id;
@@ -328,6 +366,7 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
       throw p ? locate(e, p.req) : e;
     }
   };
+  await prefetchConditions(q, ordered);
   for (const p of ordered) await step(() => resolveTargets(q, [p]), p);
   checkOverlap(ordered);
   for (const p of ordered) await step(() => buildContents([p]), p);

@@ -3,7 +3,7 @@
  *   POST /hl7v2                          one HL7 v2 message posted by a sender's OAuth client → ACK
  *   GET  /dead-letters                   paged list (filters sender, error, status, type)
  *   GET  /dead-letters/:id               metadata, the message as text and as base64 (audited)
- *   POST /dead-letters/:id/$replay       run it through the pipeline again
+ *   POST /dead-letters/:id/$replay       run it through the pipeline again (an extract row: the extract loader)
  *   POST /dead-letters/$replay           replay every new dead letter matching a filter
  *   POST /dead-letters/:id/$discard      discard with a reason (audited)
  *   GET  /feeds                          per institution and feed: messages, errors, last message, hourly series
@@ -17,7 +17,8 @@ import { recordAccess, type Interaction } from '../audit/index.js';
 import type { AuthInfo } from '../auth/index.js';
 import type { Db } from '../store/index.js';
 import type { components, operations } from '../openapi/types.js';
-import { DEAD_LETTER_STATUSES, discardDeadLetter, getDeadLetter, listDeadLetters, matchingIds, type DeadLetter, type DeadLetterStatus } from './dead-letters.js';
+import { DEAD_LETTER_STATUSES, discardDeadLetter, getDeadLetter, listDeadLetters, matchingIds, recordReplay, type DeadLetter, type DeadLetterStatus } from './dead-letters.js';
+import { isExtractDeadLetter, replayExtractRow, type ExtractReplayDeps } from './extract/replay.js';
 import { decodeRaw } from './envelope.js';
 import type { IngestPipeline, PipelineResult } from './pipeline.js';
 import { feedStatistics } from './feeds.js';
@@ -39,6 +40,8 @@ export interface IngestRoutesOptions {
   readonly db: Db;
   /** For GET /feeds: the registered senders, the institution of an OAuth client, the stale period. */
   readonly feeds?: { readonly senders: SenderRegistry; readonly staleMinutes: number; institutionOfClient(clientId: string): string | undefined };
+  /** What replays rejected extract rows (dead letters `EXTRACT <kind>`); without it they are not replayed. */
+  readonly extract?: ExtractReplayDeps;
 }
 
 /**
@@ -79,6 +82,24 @@ function toJson(d: DeadLetter): DeadLetterJson {
     ...opt('discardReason', d.discardReason),
     ...opt('discardedBy', d.discardedBy),
   };
+}
+
+/**
+ * Replays one dead letter: an extract row through the extract loader, anything else through the
+ * HL7 pipeline (which refuses DICOM posts). Undefined when there is no such dead letter.
+ */
+async function replayOne(opts: IngestRoutesOptions, id: number): Promise<ReplayResultJson | undefined> {
+  const d = await getDeadLetter(opts.db, id);
+  if (!d) return undefined;
+  if (opts.extract && isExtractDeadLetter(d)) {
+    if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
+    const r = await replayExtractRow(opts.extract, d);
+    const done = r.outcome === 'stored';
+    await recordReplay(opts.db, id, { done, text: done ? `stored (job ${r.jobId ?? ''})` : `${r.errorCode ?? 'error'}: ${r.errorText ?? ''}` });
+    return { id, outcome: r.outcome, ...(r.jobId ? { job: r.jobId } : {}), ...(r.errorCode ? { errorCode: r.errorCode, errorText: r.errorText ?? '' } : {}) };
+  }
+  const r = await opts.pipeline.replay(id);
+  return r && replayJson(id, r);
 }
 
 function replayJson(id: number, r: PipelineResult): ReplayResultJson {
@@ -173,10 +194,10 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
   app.post<{ Params: { id: string } }>('/dead-letters/:id/$replay', { config: { interaction: 'dead-letter-replay' } }, async (req): Promise<ReplayResultJson> => {
     await admin(req);
     const id = idOf(req.params.id);
-    const r = await pipeline.replay(id);
+    const r = await replayOne(opts, id);
     if (!r) throw new GatewayError('GW_ERR_NOT_FOUND', `Dead letter ${id} not found`, { expression: 'id' });
     await audit(req, 'operation', '0', [`DeadLetter/${id}`], { operation: '$replay' });
-    return replayJson(id, r);
+    return r;
   });
 
   app.post('/dead-letters/$replay', { config: { interaction: 'dead-letter-replay' } }, async (req): Promise<components['schemas']['ReplayBatch']> => {
@@ -190,10 +211,10 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
     const results: ReplayResultJson[] = [];
     for (const id of ids) {
       try {
-        const r = await pipeline.replay(id);
-        if (r) results.push(replayJson(id, r));
+        const r = await replayOne(opts, id);
+        if (r) results.push(r);
       } catch (e) {
-        // Replayed or discarded meanwhile by another request, or not an HL7 message: skip it.
+        // Replayed or discarded meanwhile by another request, or a DICOM post: skip it.
         if (!(e instanceof GatewayError && (e.code === 'GW_ERR_CONFLICT' || e.code === 'GW_ERR_BUSINESS_RULE'))) throw e;
       }
     }

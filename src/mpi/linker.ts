@@ -95,6 +95,11 @@ export function isRetired(p: Patient): boolean {
   return p.active === false && (p.link ?? []).some((l) => l.type === 'replaced-by');
 }
 
+/** Takes the transaction lock of each key, in sorted order (storeKeys takes them the same way). */
+async function lockKeys(q: Queryable, keys: readonly string[]): Promise<void> {
+  await q.query(`SELECT count(pg_advisory_xact_lock(hashtext('mpi:' || k))) FROM (SELECT DISTINCT k FROM unnest($1::text[]) k ORDER BY k) s`, [keys]);
+}
+
 /**
  * Replaces the keys a record is stored under. With `lock`, first takes a transaction lock on each
  * of those keys, so that two concurrent writes of one person cannot both start a new person.
@@ -247,9 +252,13 @@ export async function linkPatients(q: Queryable, patients: readonly Patient[], c
   const tasks: Task[] = [];
   const audits: AccessRecord[] = [];
   const linksOf = async (personId: string): Promise<PersonLink[]> => pending.get(personId) ?? (await readPerson(q, personId))?.link ?? [];
+  // The keys of every record of the transaction are locked at once, in one sorted order: two
+  // transactions linking many records each (extract batches) then cannot deadlock on them.
+  const demographics = patients.map((p) => demographicsOf(p));
+  if (patients.length > 1) await lockKeys(q, demographics.filter((_, i) => !isRetired(patients[i])).flatMap(lookupKeys));
 
-  for (const patient of patients) {
-    const d = demographicsOf(patient);
+  for (const [i, patient] of patients.entries()) {
+    const d = demographics[i];
     if (isRetired(patient)) {
       await storeKeys(q, d.id, []);
       continue;

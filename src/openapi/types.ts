@@ -489,8 +489,10 @@ export interface components {
             id: number;
             /** @enum {string} */
             outcome: "stored" | "duplicate" | "rejected" | "error";
-            /** @description The ACK the replay produced. */
-            ack: string;
+            /** @description The ACK the replay produced (HL7 v2 messages). */
+            ack?: string;
+            /** @description The load job that replayed an extract row (one row). */
+            job?: string;
             errorCode?: string;
             errorText?: string;
         };

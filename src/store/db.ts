@@ -105,6 +105,15 @@ function unavailable(cause: unknown): GatewayError {
   return new GatewayError('GW_ERR_UNAVAILABLE', 'The database is not reachable; retry later', { cause });
 }
 
+/**
+ * A transaction that lost to a concurrent one: a deadlock (40P01) or a serialization failure
+ * (40001). It was rolled back whole, so running it again is safe.
+ */
+export function isTransactionConflict(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /** Connection-level failures become 503 so that clients retry; SQL errors pass through. */
 function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: string }).code ?? '';

@@ -5,7 +5,7 @@ import { PgliteDb, PostgresDb, type Db } from './db.js';
 import { migrate } from './migrations.js';
 
 export type { Db, Queryable, QueryResult } from './db.js';
-export { PgliteDb, PostgresDb, StatementBatch, joinTransaction } from './db.js';
+export { PgliteDb, PostgresDb, StatementBatch, joinTransaction, isTransactionConflict } from './db.js';
 export { INDEX_TABLES, MIGRATIONS, migrate, type IndexTable } from './migrations.js';
 export { IndexRowSet, extractIndexRows, indexedParams, evalSearchParam, normalizeString, dateRange, numberRange, parseReference } from './index-rows.js';
 

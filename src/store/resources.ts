@@ -67,10 +67,10 @@ export async function readCurrent(q: Queryable, type: string, id: string, forUpd
   return rows[0] ? toStoredRow(rows[0]) : undefined;
 }
 
-/** Current rows by rid, in the order asked. */
-export async function readByRids(q: Queryable, rids: readonly number[]): Promise<StoredRow[]> {
+/** Current rows by rid, in the order asked; with forUpdate, locked until the transaction ends. */
+export async function readByRids(q: Queryable, rids: readonly number[], forUpdate = false): Promise<StoredRow[]> {
   if (rids.length === 0) return [];
-  const { rows } = await q.query<RawRow>(`SELECT ${ROW_COLUMNS} FROM resource WHERE rid = ANY($1::bigint[])`, [rids]);
+  const { rows } = await q.query<RawRow>(`SELECT ${ROW_COLUMNS} FROM resource WHERE rid = ANY($1::bigint[])${forUpdate ? ' ORDER BY rid FOR UPDATE' : ''}`, [rids]);
   const byRid = new Map(rows.map((r) => [Number(r.rid), toStoredRow(r)]));
   return rids.map((r) => byRid.get(r)).filter((r): r is StoredRow => r !== undefined);
 }

@@ -1,20 +1,28 @@
 /**
  * Loads one HIS extract from a stream, in bounded memory: bytes → text (UTF-8 or GBK) → records
- * (CSV with a header row, or NDJSON) → rows checked against the kind's columns → batches written
- * as transaction Bundles through the one write path. A bad row is kept as a dead letter naming
- * its row number and field, and the rows around it load; when a batch is refused as a whole, its
- * rows are written one by one so that only the bad ones are rejected. Progress is kept in the
- * ingest_job row after every batch.
+ * (CSV with a header row, or NDJSON) → rows checked against the kind's columns → batches of
+ * BATCH_ROWS rows, each written as one transaction Bundle through the one write path (which
+ * resolves the batch's conditional keys together). The stream is not read while a batch commits
+ * (for await pulls the next record only then), so at most one batch is held.
+ *
+ * Patients are resolved once per file: the first batch naming an MRN carries its conditional
+ * create (linked by the MPI like any Patient write); once committed, the Patient's id is kept for
+ * the rest of the file (PATIENT_CACHE entries at most) and later rows refer to it directly.
+ *
+ * A bad row is kept as a dead letter naming its row number and field, and the rows around it
+ * load; when a batch is refused as a whole, it is split in halves until the rows at fault are
+ * alone, so that only those are rejected. Progress is kept in the ingest_job row after every batch.
  */
-import type { BundleEntry } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { parse } from 'csv-parse';
 import iconv from 'iconv-lite';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { setTimeout } from 'node:timers/promises';
 import { GatewayError, isGatewayError } from '../../errors.js';
-import { processBundle, Repository, type FhirServices, type RequestContext } from '../../fhir/index.js';
-import type { Db } from '../../store/index.js';
+import { processBundle, type FhirServices, type RequestContext } from '../../fhir/index.js';
+import { isTransactionConflict, type Db } from '../../store/index.js';
 import { insertDeadLetter } from '../dead-letters.js';
 import { checkRow, missingColumns, type ExtractMapping, type Row } from './mappings.js';
 import { rowEntries, type RowContext } from './resources.js';
@@ -25,7 +33,11 @@ export const EXTRACT_CHARSETS = ['UTF-8', 'GBK', 'GB18030'] as const;
 export type ExtractCharset = (typeof EXTRACT_CHARSETS)[number];
 
 /** Rows written per transaction. */
-export const BATCH_ROWS = 200;
+export const BATCH_ROWS = 500;
+/** Attempts of a batch that keeps losing to concurrent writers before the load fails. */
+const CONFLICT_ATTEMPTS = 5;
+/** MRN → Patient id entries kept per load; past this the oldest are forgotten (and resolved again if named again). */
+export const PATIENT_CACHE = 50_000;
 
 export interface ExtractDeps {
   readonly db: Db;
@@ -38,11 +50,28 @@ export interface ExtractInput {
   readonly mapping: ExtractMapping;
   readonly ctx: RequestContext & { institution: string };
   readonly remoteAddress?: string;
+  /** Told of each rejected row instead of keeping it as a dead letter (a replay of one already kept). */
+  readonly onReject?: (rejected: Rejected) => void;
+}
+
+export interface Rejected {
+  readonly rowNo: number;
+  readonly code: string;
+  readonly text: string;
+  readonly field?: string;
+}
+
+/** A row that passed its column checks, with where it came from. */
+interface Checked {
+  readonly rowNo: number;
+  readonly raw: string;
+  readonly row: Row;
 }
 
 /** One record of the file: its 1-based data row number (the header is row 0), raw text and fields. */
 interface Rec {
   readonly rowNo: number;
+  /** The row as written; for CSV, preceded by the header line (a one-row file a replay reads again). */
   readonly raw: string;
   readonly fields?: Readonly<Record<string, unknown>>;
   readonly error?: string;
@@ -51,16 +80,18 @@ interface Rec {
 async function* csvRecords(text: AsyncIterable<string> & Readable, mapping: ExtractMapping): AsyncGenerator<Rec> {
   const parser = text.pipe(parse({ bom: true, raw: true, relax_column_count: true, skip_empty_lines: true }));
   let header: string[] | undefined;
+  let headerLine = '';
   let rowNo = 0;
   for await (const r of parser as AsyncIterable<{ record: string[]; raw: string }>) {
     if (!header) {
       header = r.record.map((h) => h.trim());
+      headerLine = r.raw.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
       const missing = missingColumns(mapping, header);
       if (missing.length) throw new GatewayError('GW_ERR_BAD_REQUEST', `The header row lacks the required column(s) ${missing.join(', ')} of "${mapping.kind}"`, { expression: missing.map((m) => `header.${m}`) });
       continue;
     }
     rowNo++;
-    const raw = r.raw.replace(/\r?\n$/, '');
+    const raw = `${headerLine}\r\n${r.raw.replace(/\r?\n$/, '')}`;
     if (r.record.length !== header.length) {
       yield { rowNo, raw, error: `has ${r.record.length} fields, the header ${header.length}` };
       continue;
@@ -93,11 +124,14 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
   const { db, fhir } = deps;
   const { job, mapping, ctx } = input;
   const rowCtx: RowContext = { institution: ctx.institution, ...(deps.translate ? { translate: deps.translate } : {}) };
-  const repo = new Repository({ db, validator: fhir.validator, search: fhir.repository.searchOptions });
+  const repo = fhir.repository;
   const counts = { read: 0, stored: 0, rejected: 0 };
+  /** MRN → `Patient/id`, learnt from committed batches. */
+  const patients = new Map<string, string>();
 
   const reject = async (rowNo: number, raw: string, code: string, text: string, field?: string) => {
     counts.rejected++;
+    if (input.onReject) return input.onReject({ rowNo, code, text, ...(field ? { field } : {}) });
     await insertDeadLetter(db, {
       receivedAt: new Date(),
       raw: Buffer.from(raw, 'utf8'),
@@ -114,47 +148,92 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
     });
   };
 
-  const bundleOf = (rows: readonly { row: Row }[]) => {
+  /**
+   * The Bundle of the leading rows up to (not including) the first that repeats a business key of
+   * an earlier one (that row goes in the next transaction, so that it updates what the first
+   * stored); `taken` says how many. `created`: the MRN of each entry that creates a patient.
+   */
+  const bundleOf = (rows: readonly Checked[]) => {
     const entry: BundleEntry[] = [];
-    const patients = new Map<string, string>();
+    const created = new Map<number, string>();
+    const urls = new Map<string, string>();
+    const keys = new Set<string>();
+    let taken = 0;
     for (const { row } of rows) {
       const mrn = String(row.mrn);
-      const url = patients.get(mrn) ?? `urn:uuid:${randomUUID()}`;
+      const known = patients.get(mrn);
+      const url = known ?? urls.get(mrn) ?? `urn:uuid:${randomUUID()}`;
       const r = rowEntries(mapping.kind, row, rowCtx, url);
-      if (r.patient && !patients.has(mrn)) {
-        patients.set(mrn, url);
+      const key = r.entry.request?.url ?? '';
+      if (keys.has(key)) break;
+      keys.add(key);
+      if (r.patient && !known && !urls.has(mrn)) {
+        urls.set(mrn, url);
+        created.set(entry.length, mrn);
         entry.push(r.patient.entry);
       }
       entry.push(r.entry);
+      taken++;
     }
-    return { resourceType: 'Bundle' as const, type: 'transaction' as const, entry };
+    return { bundle: { resourceType: 'Bundle' as const, type: 'transaction' as const, entry }, created, taken };
   };
 
-  const write = async (batch: { rowNo: number; raw: string; row: Row }[]) => {
-    if (batch.length === 0) return;
-    try {
-      await processBundle(repo, bundleOf(batch), ctx, { minimal: true });
-      counts.stored += batch.length;
-    } catch (e) {
-      if (!isGatewayError(e) || e.statusCode >= 500) throw e;
-      // Refused as a whole: find the rows at fault one by one.
-      for (const one of batch) {
-        try {
-          await processBundle(repo, bundleOf([one]), ctx, { minimal: true });
-          counts.stored++;
-        } catch (e1) {
-          if (!isGatewayError(e1) || e1.statusCode >= 500) throw e1;
-          await reject(one.rowNo, one.raw, e1.code, e1.message);
-        }
+  const remember = (mrn: string, location: string | undefined) => {
+    const ref = location?.replace(/\/_history\/.*$/, '');
+    if (!ref?.startsWith('Patient/')) return;
+    patients.delete(mrn);
+    patients.set(mrn, ref);
+    if (patients.size > PATIENT_CACHE) patients.delete(patients.keys().next().value as string);
+  };
+
+  /** One transaction; one that loses to a concurrent writer (deadlock, serialization) is rolled back whole and run again. */
+  const commit = async (bundle: Bundle): Promise<Bundle> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await processBundle(repo, bundle, ctx, { minimal: true });
+      } catch (e) {
+        if (!isTransactionConflict(e) || attempt >= CONFLICT_ATTEMPTS) throw e;
+        await setTimeout(50 * attempt + Math.random() * 100 * attempt);
       }
     }
+  };
+
+  /**
+   * Writes the leading rows (see bundleOf) as one transaction and returns how many it took; a
+   * refused transaction is split in halves until the rows at fault are alone and rejected.
+   */
+  const store = async (rows: readonly Checked[]): Promise<number> => {
+    const { bundle, created, taken } = bundleOf(rows);
+    try {
+      const res = await commit(bundle);
+      for (const [i, mrn] of created) remember(mrn, res.entry?.[i]?.response?.location);
+      counts.stored += taken;
+    } catch (e) {
+      if (!isGatewayError(e) || e.statusCode >= 500) throw e;
+      if (taken === 1) {
+        await reject(rows[0].rowNo, rows[0].raw, e.code, e.message);
+      } else {
+        const half = Math.ceil(taken / 2);
+        await storeAll(rows.slice(0, half));
+        await storeAll(rows.slice(half, taken));
+      }
+    }
+    return taken;
+  };
+  const storeAll = async (rows: readonly Checked[]): Promise<void> => {
+    for (let at = 0; at < rows.length; ) at += await store(rows.slice(at));
+  };
+
+  const write = async (batch: Checked[]) => {
+    if (batch.length === 0) return;
+    await storeAll(batch);
     await updateJob(db, job.id, counts);
   };
 
   try {
     const text = body.pipe(iconv.decodeStream(charset === 'UTF-8' ? 'utf8' : charset.toLowerCase())) as unknown as Readable & AsyncIterable<string>;
     const records = format === 'csv' ? csvRecords(text, mapping) : ndjsonRecords(text);
-    let batch: { rowNo: number; raw: string; row: Row }[] = [];
+    let batch: Checked[] = [];
     for await (const rec of records) {
       counts.read++;
       if (rec.error || !rec.fields) {

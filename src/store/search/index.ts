@@ -3,7 +3,7 @@
  * (where.ts, query.ts), keyset paging (cursor.ts), includes (includes.ts) and the searchset
  * Bundle (bundle.ts).
  */
-export { searchBundle, findMatches, explainSearch, runSearch, type SearchResult } from './search.js';
+export { searchBundle, findMatches, findByTokenKeys, tokenKeyOf, explainSearch, runSearch, type SearchResult, type TokenKey } from './search.js';
 export { parseSearch, queryFromString } from './parse.js';
 export { subset, SUBSETTED } from './bundle.js';
 export type { SqlStatement } from './query.js';

@@ -10,7 +10,7 @@ import { encodeCursor } from './cursor.js';
 import { findIncludes } from './includes.js';
 import { parseSearch } from './parse.js';
 import { countQuery, pageQuery, type SqlStatement } from './query.js';
-import type { ParsedSearch, SearchOptions, SearchQuery } from './types.js';
+import type { ParsedSearch, SearchOptions, SearchQuery, TokenValue } from './types.js';
 
 export interface SearchResult {
   readonly bundle: Bundle;
@@ -106,4 +106,56 @@ export async function findMatches(q: Queryable, type: string, query: SearchQuery
 export function explainSearch(type: string | undefined, query: SearchQuery, opts: SearchOptions): SqlStatement {
   const ps = parseSearch(type, query, opts);
   return pageQuery(ps, ps.count + 1);
+}
+
+/** A condition that is one token parameter with one `system|code` value (how a conditional write names its key). */
+export interface TokenKey {
+  readonly code: string;
+  readonly system: string;
+  readonly value: string;
+}
+
+const MATCH_OPTIONS: SearchOptions = { baseUrl: '', defaultCount: 2, maxCount: 2, maxIncludes: 0 };
+
+/**
+ * The token key of a conditional query, when it is exactly one token parameter (no modifier)
+ * with one value that names both system and code, e.g. `identifier=sys|value`; undefined for any
+ * other query (those are matched one by one with findMatches). Parsed as a search, escapes included.
+ */
+export function tokenKeyOf(type: string, query: SearchQuery): TokenKey | undefined {
+  let ps: ParsedSearch;
+  try {
+    ps = parseSearch(type, query, MATCH_OPTIONS);
+  } catch {
+    return undefined; // the one-by-one match reports the error where it belongs
+  }
+  if (ps.filters.length !== 1 || ps.includes.length > 0) return undefined;
+  const f = ps.filters[0];
+  if (f.kind !== 'token' || f.column !== 'index' || f.modifier !== undefined || f.values.length !== 1) return undefined;
+  const v = f.values[0] as TokenValue;
+  return typeof v === 'object' && typeof v.system === 'string' && typeof v.code === 'string' ? { code: f.code, system: v.system, value: v.code } : undefined;
+}
+
+/**
+ * The current, non-deleted resources of one type matching each token key (what findMatches
+ * returns for `code=system|value`), for many keys in one statement: one list per key, in the
+ * order asked, each in rid order.
+ */
+export async function findByTokenKeys(q: Queryable, type: string, keys: readonly TokenKey[]): Promise<StoredRow[][]> {
+  const out: StoredRow[][] = keys.map(() => []);
+  if (keys.length === 0) return out;
+  const { rows } = await q.query<{ i: number; rid: number }>(
+    `SELECT DISTINCT x.i, t.rid
+       FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(c, s, v, i)
+       JOIN sp_token t ON t.rtype = $1 AND t.code = x.c AND t.value = x.v AND t.system = x.s
+       JOIN resource r ON r.rid = t.rid AND NOT r.deleted
+      ORDER BY x.i, t.rid`,
+    [type, keys.map((k) => k.code), keys.map((k) => k.system), keys.map((k) => k.value)],
+  );
+  const stored = new Map((await readByRids(q, [...new Set(rows.map((r) => Number(r.rid)))])).map((r) => [r.rid, r]));
+  for (const r of rows) {
+    const row = stored.get(Number(r.rid));
+    if (row) out[Number(r.i) - 1].push(row);
+  }
+  return out;
 }

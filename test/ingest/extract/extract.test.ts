@@ -6,11 +6,14 @@
  */
 import t from 'tap';
 import iconv from 'iconv-lite';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bundle, Condition, Encounter, MedicationRequest, Observation, Patient } from '@medplum/fhirtypes';
-import { createTestApp } from '../../helpers/app.js';
+import { createTestApp, TEST_BASE } from '../../helpers/app.js';
+import { loadConfig } from '../../../src/config.js';
+import { createLogger } from '../../../src/logger.js';
+import { buildApp } from '../../../src/app.js';
 import { BACKENDS } from '../../helpers/db.js';
 import { mrnSystem } from '../../../src/fhir/systems.js';
 import { extractSystem, loadExtractMappings, type Job } from '../../../src/ingest/index.js';
@@ -126,6 +129,48 @@ for (const backend of BACKENDS) {
       t.equal(mr.courseOfTherapyType?.coding?.[0].code, 'continuous');
       t.equal(mr.courseOfTherapyType?.text, '长处方');
       t.same(mr.dispenseRequest?.expectedSupplyDuration, { value: 84, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' });
+    });
+
+    await t.test('a rejected row is replayed after its kind is fixed, and leaves the open dead letters', async (t) => {
+      const long = '阿'.repeat(120);
+      const csv = await post('patients', `mrn,name,gender\nRP1,${long},F\nRP2,孙丽,F\n`, 'text/csv');
+      t.match(csv.json<Job>(), { rowsStored: 1, rowsRejected: 1 });
+      const nd = await post('patients', JSON.stringify({ mrn: 'RP3', name: long }), 'application/x-ndjson');
+      t.match(nd.json<Job>(), { rowsStored: 0, rowsRejected: 1 });
+      const open = async (a = app, headers: Record<string, string> = {}) => (await a.inject({ url: '/ingest/dead-letters?type=EXTRACT%20patients&status=new&_count=50', headers })).json<{ items: { id: number; controlId: string; attempts: number }[] }>().items;
+      const kept = (await open()).filter((d) => d.controlId.startsWith(`${csv.json<Job>().id}#`) || d.controlId.startsWith(`${nd.json<Job>().id}#`));
+      t.equal(kept.length, 2, 'both rows kept');
+
+      // Replayed before the fix: rejected again, still open, the attempt counted.
+      const early = await app.inject({ method: 'POST', url: `/ingest/dead-letters/${kept[0].id}/$replay` });
+      t.equal(early.statusCode, 200, early.body);
+      t.match(early.json(), { id: kept[0].id, outcome: 'rejected', errorCode: 'GW_ERR_BAD_REQUEST', errorText: /longer than 100/ });
+      t.match((await open()).find((d) => d.id === kept[0].id), { attempts: 1 });
+
+      // The county raises the limit of the name column; the gateway restarts with it.
+      const dir = mkdtempSync(join(tmpdir(), 'extract-fix-'));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      const mappings = new URL('../../../mappings/extract/', import.meta.url);
+      for (const f of ['extract.schema.json', 'diagnoses.json', 'lab-results.json', 'prescriptions.json', 'visits.json']) copyFileSync(new URL(f, mappings), join(dir, f));
+      const patients = JSON.parse(readFileSync(new URL('patients.json', mappings), 'utf8')) as { columns: { name: string; maxLength?: number }[] };
+      for (const c of patients.columns) if (c.name === 'name') c.maxLength = 200;
+      writeFileSync(join(dir, 'patients.json'), JSON.stringify(patients));
+      const config = loadConfig({ BASE_URL: TEST_BASE, LOG_LEVEL: 'silent', HL7_SPOOL_DIR: join(dir, 'spool'), EXTRACT_MAPPINGS_DIR: dir });
+      const fixed = await buildApp(config, { db: ta.tdb.db, logger: createLogger('silent'), fhir: ta.fhir });
+      t.teardown(() => fixed.close());
+      const admin = { authorization: `Bearer ${await fixed.auth.mint('admin')}` };
+      const batch = await fixed.inject({ method: 'POST', url: '/ingest/dead-letters/$replay', headers: { ...admin, 'content-type': 'application/json' }, payload: { type: 'EXTRACT patients' } });
+      t.equal(batch.statusCode, 200, batch.body);
+      const results = batch.json<{ results: { id: number; outcome: string; job?: string }[] }>().results.filter((r) => kept.some((k) => k.id === r.id));
+      t.same(results.map((r) => r.outcome), ['stored', 'stored'], 'both rows stored after the fix (CSV and NDJSON)');
+      t.ok(results.every((r) => r.job), 'each replay is a job of one row');
+      const stored = await search<Patient>(`Patient?identifier=${encodeURIComponent(`${mrnSystem(TOWNSHIP)}|RP1`)}`);
+      t.equal(stored[0]?.name?.[0].text, long, 'the row as first posted');
+      t.equal((await search<Patient>(`Patient?identifier=${encodeURIComponent(`${mrnSystem(TOWNSHIP)}|RP3`)}`)).length, 1);
+      const still = await open(fixed, admin);
+      t.notOk(still.some((d) => kept.some((k) => k.id === d.id)), 'no longer among the open dead letters');
+      const again = await fixed.inject({ method: 'POST', url: `/ingest/dead-letters/${kept[0].id}/$replay`, headers: admin });
+      t.equal(again.statusCode, 409, 'a replayed dead letter is not replayed twice');
     });
 
     await t.test('refusals', async (t) => {
