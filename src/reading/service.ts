@@ -62,10 +62,13 @@ function idOf(ref: Reference | undefined, type: string): string | undefined {
 export class ReadingService {
   constructor(private readonly deps: ReadingDeps) {}
 
-  /** Runs fn in one transaction with a repository joined to it. */
+  /**
+   * Runs fn in one transaction with the repository joined to it: its writes get the same hooks as
+   * any other (subscription events, so the requesting township is notified; identity linking).
+   */
   private tx<T>(fn: (repo: Repository, q: Queryable) => Promise<T>): Promise<T> {
     const { db, fhir } = this.deps;
-    return db.tx((q) => fn(new Repository({ db: joinTransaction(db, q), validator: fhir.validator, search: fhir.repository.searchOptions }), q));
+    return db.tx((q) => fn(fhir.repository.on(joinTransaction(db, q)), q));
   }
 
   private async organization(repo: Repository, uscc: string, ctx: RequestContext, q: Queryable, expression: string): Promise<Organization & { id: string }> {

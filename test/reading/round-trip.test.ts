@@ -38,9 +38,19 @@ const report: DiagnosticReport = {
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {
-    const ta = await createTestApp(backend);
+    const ta = await createTestApp(backend, { SUBSCRIPTION_ALLOWED_HOSTS: '127.0.0.1' });
     t.teardown(() => ta.close());
     const { app } = ta;
+    // The township is told through subscriptions: one on completed Tasks (delivery is not started
+    // here; what the writes queued is read from the outbox below).
+    const sub = await app.inject({
+      method: 'POST',
+      url: '/fhir/Subscription',
+      headers: FHIR_HEADERS,
+      payload: { resourceType: 'Subscription', status: 'requested', reason: 'readings done', criteria: 'Task?status=completed', channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hook', payload: 'application/fhir+json' } },
+    });
+    t.equal(sub.statusCode, 201, sub.body.slice(0, 300));
+    const subscriptionId = sub.json<{ id: string }>().id;
     await loadDemoCommunity((bundle) => processBundle(ta.fhir.repository, bundle, { ...SYSTEM_CONTEXT, channel: 'demo' }, { minimal: true }));
     const as = async (client: string) => ({ authorization: `Bearer ${await ta.token(client)}`, ...FHIR_HEADERS });
     const township = await as('township1-his');
@@ -118,6 +128,12 @@ for (const backend of BACKENDS) {
     t.equal(seen[0].imagingStudy?.[0].reference, `ImagingStudy/${study.id}`);
     const taskNow = (await app.inject({ url: `/fhir/Task/${task.id}`, headers: township })).json<Task>();
     t.equal(taskNow.output?.[0].valueReference?.reference, `DiagnosticReport/${stored.id}`, 'the township’s Task points to the report');
+    const events = await ta.tdb.db.query<{ id: string }>(`SELECT id FROM subscription_event WHERE subscription_id = $1 AND type = 'Task'`, [subscriptionId]);
+    t.same(
+      events.rows.map((r) => r.id),
+      [task.id],
+      'the completed Task is queued for the township’s subscription',
+    );
     t.equal((await op(`/fhir/Task/${task.id}/$complete`, county, { resourceType: 'Parameters', parameter: [{ name: 'report', resource: report }] })).statusCode, 409, 'completed once');
   });
 }

@@ -5,7 +5,7 @@
  * imaging-study.ts goes through processBundle, the one write path.
  */
 import type { Bundle, ImagingStudy, ServiceRequest } from '@medplum/fhirtypes';
-import { processBundle, Repository, type FhirServices, type RequestContext } from '../../fhir/index.js';
+import { processBundle, type FhirServices, type RequestContext } from '../../fhir/index.js';
 import { joinTransaction, type Db } from '../../store/index.js';
 import type { DicomRecord } from './attributes.js';
 import { accessionSystem, byStudy, dicomBundle, DICOM_UID_SYSTEM, type StudyInput } from './imaging-study.js';
@@ -24,7 +24,8 @@ export async function storeDicom(deps: DicomStoreDeps, records: readonly DicomRe
   const { db, fhir } = deps;
   const groups = byStudy(records);
   return db.tx(async (q) => {
-    const repo = new Repository({ db: joinTransaction(db, q), validator: fhir.validator, search: fhir.repository.searchOptions });
+    // The full repository: the study's Patient is linked (MPI) and subscribers hear of the writes.
+    const repo = fhir.repository.on(joinTransaction(db, q));
     const studies: StudyInput[] = [];
     // Locks in UID order: two posts naming the same studies cannot deadlock.
     for (const studyUid of [...groups.keys()].sort()) {
