@@ -161,14 +161,15 @@ if (!existsSync(CHROMIUM)) {
       await mine.getByTestId('replay').click();
       await page.getByTestId('notice').waitFor();
       t.match(await page.getByTestId('notice').textContent(), /stored/);
-      await page.waitForFunction("![...document.querySelectorAll('[data-testid=dead-letter-row]')].some((r) => r.textContent.includes('county-lis'))");
+      // Locator waits run outside the page's own scripts, which the console's CSP keeps from eval.
+      await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).first().waitFor({ state: 'detached' });
       t.equal(await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).count(), 0, 'the replayed message left the list of new dead letters');
       await shot('dead-letter-replayed');
       // The demo's unmappable message is discarded, with a reason.
       await gbk.getByRole('button', { name: '丢弃' }).click();
       await page.locator('textarea[name=reason]').fill('演示数据，患者标识缺失，已电话通知乡镇卫生院重发');
       await page.getByRole('button', { name: '确认丢弃' }).click();
-      await page.waitForFunction("![...document.querySelectorAll('[data-testid=dead-letter-row]')].some((r) => r.textContent.includes('township1-lis'))");
+      await page.getByTestId('dead-letter-row').filter({ hasText: 'township1-lis' }).first().waitFor({ state: 'detached' });
       t.equal(await page.getByTestId('dead-letter-row').count(), 0, 'no new dead letter is left');
       const { rows } = await tdb.db.query<{ outcome: string }>(`SELECT outcome FROM audit_event WHERE subtype = '$discard' AND client_id = 'admin'`);
       t.same(rows, [{ outcome: '0' }], 'the discard is audited');
