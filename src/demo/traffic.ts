@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import iconv from 'iconv-lite';
 import type { Bundle, BundleEntry, Organization, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { ID_CARD_SYSTEM, USCC_SYSTEM } from '../fhir/systems.js';
-import { DIRECTION_EXTENSION, REFERRAL_CATEGORY, REFERRAL_TASK_CODE, TASK_CODE_SYSTEM } from '../referral/index.js';
+import { DIRECTION_EXTENSION, REFERRAL_CATEGORY, openingTask } from '../referral/index.js';
 
 const COUNTY = '1233042447101234XX';
 const TOWNSHIP1 = '1233042447102341XF';
@@ -164,17 +164,7 @@ export async function sendDemoTraffic(app: FastifyInstance, now = new Date()): P
         performer: [{ reference: `Organization/${org[k.to]}` }],
         authoredOn,
       };
-      const task: Task = {
-        resourceType: 'Task',
-        status: 'requested',
-        intent: 'order',
-        code: { coding: [{ system: TASK_CODE_SYSTEM, code: REFERRAL_TASK_CODE }] },
-        focus: { reference: srUrl },
-        for: sr.subject,
-        requester: sr.requester,
-        owner: sr.performer?.[0],
-        authoredOn,
-      };
+      const task: Task = { ...openingTask(sr, srUrl), authoredOn };
       const entry: BundleEntry[] = [
         { fullUrl: srUrl, request: { method: 'POST', url: 'ServiceRequest' }, resource: sr },
         { fullUrl: `urn:uuid:${randomUUID()}`, request: { method: 'POST', url: 'Task' }, resource: task },

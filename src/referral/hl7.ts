@@ -33,7 +33,7 @@ import type { Queryable } from '../store/index.js';
 import { findMatches } from '../store/search/index.js';
 import { DIRECTION_EXTENSION, OUTPUT_TYPE_SYSTEM, REFERRAL_TASK_CODE, TASK_CODE_SYSTEM } from './codes.js';
 import type { Direction, LevelRules, ReferralLevel } from './rules.js';
-import { directionOf, isReferralRequest, isReferralTask, type ReferralStatus } from './workflow.js';
+import { directionOf, isReferralRequest, isReferralTask, openingTask, type ReferralStatus } from './workflow.js';
 
 export interface ReferralHl7Deps {
   readonly db: Queryable;
@@ -307,15 +307,8 @@ async function referral(msg: Hl7Message, ctx: MappingContext, mapped: Mapped, tr
     entries.push({ request: { method: 'PUT', url: `Task/${current.task.id}`, ifMatch: `W/"${current.version}"` }, resource: task });
   } else {
     const task: Task = {
-      resourceType: 'Task',
+      ...openingTask(sr, entry.fullUrl as string),
       identifier: [{ system: key.system, value: key.value }],
-      status: 'requested',
-      intent: 'order',
-      code: { coding: [{ system: TASK_CODE_SYSTEM, code: REFERRAL_TASK_CODE }] },
-      focus: { reference: entry.fullUrl },
-      for: sr.subject,
-      requester,
-      owner: performer,
       ...(sr.priority ? { priority: sr.priority } : {}),
     };
     byEntry.set(entries.length, taskLocator(msg, rf1));

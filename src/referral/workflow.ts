@@ -54,6 +54,23 @@ export function isReferralTask(r: Resource | undefined): r is Task {
   return r?.resourceType === 'Task' && (r.code?.coding ?? []).some((c) => c.system === TASK_CODE_SYSTEM && c.code === REFERRAL_TASK_CODE);
 }
 
+/**
+ * The Task that opens a referral: requested, focused on the referral request (`focus`: its
+ * reference or fullUrl), for its patient, from its requester to its performer.
+ */
+export function openingTask(sr: ServiceRequest, focus: string): Task {
+  return {
+    resourceType: 'Task',
+    status: 'requested',
+    intent: 'order',
+    code: { coding: [{ system: TASK_CODE_SYSTEM, code: REFERRAL_TASK_CODE }] },
+    focus: { reference: focus },
+    for: sr.subject,
+    requester: sr.requester,
+    owner: sr.performer?.[0],
+  };
+}
+
 export function directionOf(sr: ServiceRequest): Direction | undefined {
   const v = sr.extension?.find((e) => e.url === DIRECTION_EXTENSION)?.valueCode;
   return v === 'up' || v === 'down' ? v : undefined;

@@ -8,7 +8,7 @@ import { createTestApp, FHIR_HEADERS, type TestApp } from '../helpers/app.js';
 import type { Backend } from '../helpers/db.js';
 import { loadDemoCommunity } from '../../src/demo/index.js';
 import { processBundle, SYSTEM_CONTEXT } from '../../src/fhir/index.js';
-import { DIRECTION_EXTENSION, EXCEPTION_EXTENSION, REFERRAL_CATEGORY, REFERRAL_RESERVED, REFERRAL_TASK_CODE, SLOT_RESERVATION_SYSTEM, TASK_CODE_SYSTEM } from '../../src/referral/index.js';
+import { DIRECTION_EXTENSION, EXCEPTION_EXTENSION, REFERRAL_CATEGORY, REFERRAL_RESERVED, SLOT_RESERVATION_SYSTEM, openingTask } from '../../src/referral/index.js';
 import { USCC_SYSTEM } from '../../src/fhir/systems.js';
 
 export const COUNTY = '1233042447101234XX';
@@ -123,17 +123,7 @@ export async function openWorld(backend: Backend): Promise<World> {
         authoredOn: r.authoredOn,
         supportingInfo: (r.supporting ?? []).map((e) => ({ reference: e.fullUrl as string })),
       };
-      const task: Task = {
-        resourceType: 'Task',
-        status: 'requested',
-        intent: 'order',
-        code: { coding: [{ system: TASK_CODE_SYSTEM, code: REFERRAL_TASK_CODE }] },
-        focus: { reference: srUrl },
-        for: sr.subject,
-        requester: sr.requester,
-        owner: sr.performer?.[0],
-        authoredOn: r.authoredOn,
-      };
+      const task: Task = { ...openingTask(sr, srUrl), authoredOn: r.authoredOn };
       const res = await transaction(r.from, [
         ...(r.supporting ?? []),
         { fullUrl: srUrl, request: { method: 'POST', url: 'ServiceRequest' }, resource: sr },
