@@ -35,7 +35,7 @@ import type {
   SearchParameter,
   StructureDefinition,
 } from '@medplum/fhirtypes';
-import { GatewayError, type GwErrorCode } from '../errors.js';
+import { GatewayError, MAX_ISSUES, type GwErrorCode } from '../errors.js';
 import { checkIdCard } from '../mpi/index.js';
 import { codeViolation, codingViolation, expandValueSet } from './bindings.js';
 import { isKnownResourceType, loadBaseDefinitions } from './definitions.js';
@@ -164,11 +164,14 @@ function slotsOf(type: string): ReadonlyMap<string, Slot> | undefined {
   return result ?? undefined;
 }
 
-/** Required-binding codes and calendar dates, walking the resource by the base type schemas. */
-function valueIssues(root: Record<string, unknown>, rootType: string): OperationOutcomeIssue[] {
+/**
+ * Required-binding codes and calendar dates, walking the resource by the base type schemas; the
+ * walk stops once it has found more than `limit` issues.
+ */
+function valueIssues(root: Record<string, unknown>, rootType: string, limit = Infinity): OperationOutcomeIssue[] {
   const issues: OperationOutcomeIssue[] = [];
   const stack: { value: unknown; type: string; path: string; slot?: Slot }[] = [{ value: root, type: rootType, path: rootType }];
-  while (stack.length > 0) {
+  while (stack.length > 0 && issues.length <= limit) {
     const { value, type, path, slot } = stack.pop() as (typeof stack)[number];
     if (typeof value === 'string') {
       if (DATE_TYPES.has(type)) {
@@ -410,10 +413,14 @@ class ProfileValidator implements Validator {
     if (pre.length > 0) return pre.map(structure);
 
     const resource = input as Resource;
+    const values = valueIssues(input as Record<string, unknown>, rt, MAX_ISSUES);
+    // More issues than one outcome lists: refused on these alone. Medplum's full walk of a hostile
+    // body (300,000 numbers where Identifiers belong) takes seconds and would add nothing shown.
+    if (values.length > MAX_ISSUES) return values.map(structure);
     const out: Tagged[] = runMedplum(resource).map(structure);
     // A value medplum already refused (a date out of its pattern) is not reported twice.
     const refused = new Set(out.filter((t) => isErrorIssue(t.issue)).map((t) => t.issue.expression?.[0]));
-    for (const i of valueIssues(input as Record<string, unknown>, rt)) if (!refused.has(i.expression?.[0])) out.push(structure(i));
+    for (const i of values) if (!refused.has(i.expression?.[0])) out.push(structure(i));
     const seen = new Set(out.map((t) => issueKey(t.issue)));
     const add = (origin: Origin, i: OperationOutcomeIssue): void => {
       const k = issueKey(i);
