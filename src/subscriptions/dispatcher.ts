@@ -243,6 +243,8 @@ export class Dispatcher {
     const { db, config } = this.deps;
     if (state.status !== 'requested' && state.status !== 'active') return;
     if (state.status === 'requested') {
+      // The handshake's events-since-subscription-start counts the events committed so far.
+      state.events_count = (await numberEvents(db, state.id)) ?? state.events_count;
       if (!(await this.send(state, me, 'handshake', []))) return;
       await this.setResourceStatus(state.id, 'active');
     }
