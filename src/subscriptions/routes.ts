@@ -174,9 +174,10 @@ export interface DeliveryRow {
   readonly channel: string;
   readonly topic?: string;
   readonly owner?: string;
+  /** Events recorded since the subscription started, those committed and not numbered yet included. */
   readonly events: number;
   readonly deliveredThrough: number;
-  /** Events not yet delivered. */
+  /** Events not yet delivered (numbered or not). */
   readonly backlog: number;
   readonly failures: number;
   readonly deliveredTotal: number;
