@@ -102,7 +102,7 @@ async function numberBatch(db: Db, id: string): Promise<{ count: number; numbere
          SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM subscription_event
           WHERE subscription_id = $1 AND event_number IS NULL ORDER BY seq LIMIT $3),
        numbered AS (
-         UPDATE subscription_event e SET event_number = $2::bigint + todo.n FROM todo WHERE e.seq = todo.seq RETURNING 1)
+         UPDATE subscription_event e SET event_number = $2::bigint + todo.n FROM todo WHERE e.seq = todo.seq AND e.event_number IS NULL RETURNING 1)
        UPDATE subscription_counter SET events_count = $2::bigint + (SELECT count(*) FROM numbered)
         WHERE id = $1
         RETURNING events_count`,
