@@ -4,8 +4,8 @@
  * on the Redis stream shared by all instances); whoever takes an item owns that subscription
  * through a lease in the database, numbers its newly committed events (state.ts numberEvents)
  * and sends its events one notification after another, in event order, recording each success
- * before sending the next. A failure schedules a retry with
- * exponential backoff and jitter; too many in a row put the subscription in `error`.
+ * before sending the next. A failure schedules a retry with exponential backoff and jitter; too
+ * many in a row put the subscription in `error`.
  * At least once: a crash between a send and its record means that notification is sent again,
  * with the same event number.
  */
