@@ -589,9 +589,11 @@ export interface components {
             topic?: string;
             /** @description The client that owns the subscription. */
             owner?: string;
+            /** @description Events recorded since the subscription started, those committed and not numbered yet included. */
             events: number;
+            /** @description Number of the last event acknowledged by the subscriber. */
             deliveredThrough: number;
-            /** @description Events not yet delivered. */
+            /** @description Events not yet delivered (numbered or not). */
             backlog: number;
             /** @description Consecutive failed attempts. */
             failures: number;

@@ -2,7 +2,7 @@
  * Retention of the gateway's working tables, run at start and then daily beside the audit
  * partition maintenance. What is pruned has done its job and is old:
  * - subscription events delivered to their subscriber, older than the retention (kept that long
- *   for `$events`); an event not yet delivered is never pruned, however old;
+ *   for `$events`); an event not yet delivered (numbered or not) is never pruned, however old;
  * - HL7 v2 control ids seen longer ago than the duplicate window (a sender that resends a
  *   message after that is stored again);
  * - dead letters replayed or discarded longer ago than their retention; a dead letter still

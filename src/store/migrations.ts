@@ -476,6 +476,27 @@ CREATE INDEX dead_letter_closed ON dead_letter (closed_at) WHERE status <> 'new'
 CREATE INDEX subscription_event_created ON subscription_event (created);
 `,
   },
+  {
+    version: 15,
+    name: 'subscription events numbered after commit',
+    sql: `
+-- A write no longer numbers its subscription events: numbering in the write transaction held the
+-- subscription's counter row until commit, so every write matching one subscription committed
+-- after the one before it. The write now appends its events unnumbered, keyed by a global
+-- sequence; after commit, under the counter row's lock, all committed unnumbered events of a
+-- subscription get the next numbers in sequence order (state.ts numberEvents). Two writes of one
+-- resource are serialized by the resource's row lock, so the later one's event takes its sequence
+-- value after the earlier one committed: per-resource order holds. The sequence must not cache
+-- values per session (CACHE 1, the default), or that reasoning fails across connections.
+-- Existing events keep their numbers.
+ALTER TABLE subscription_event ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE subscription_event DROP CONSTRAINT subscription_event_pkey;
+ALTER TABLE subscription_event ALTER COLUMN event_number DROP NOT NULL;
+ALTER TABLE subscription_event ADD PRIMARY KEY (seq);
+CREATE UNIQUE INDEX subscription_event_number ON subscription_event (subscription_id, event_number);
+CREATE INDEX subscription_event_unnumbered ON subscription_event (subscription_id, seq) WHERE event_number IS NULL;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

@@ -2,9 +2,10 @@
  * The dispatcher: moves notifications from the outbox (subscription_event) to the subscribers.
  * Each instance polls for subscriptions with something to send and queues them (in process, or
  * on the Redis stream shared by all instances); whoever takes an item owns that subscription
- * through a lease in the database and sends its events one notification after another, in event
- * order, recording each success before sending the next. A failure schedules a retry with
- * exponential backoff and jitter; too many in a row put the subscription in `error`.
+ * through a lease in the database, numbers its newly committed events (state.ts numberEvents)
+ * and sends its events one notification after another, in event order, recording each success
+ * before sending the next. A failure schedules a retry with exponential backoff and jitter; too
+ * many in a row put the subscription in `error`.
  * At least once: a crash between a send and its record means that notification is sent again,
  * with the same event number.
  */
@@ -21,7 +22,7 @@ import { SYSTEM_CONTEXT } from '../fhir/context.js';
 import { notificationBundle, type NotificationType, type NotifiedEvent } from './notification.js';
 import { RestHookSender } from './rest-hook.js';
 import { LocalQueue, RedisQueue, type WorkItem, type WorkQueue } from './queue.js';
-import { claimDue, eventsAfter, notifiedEvent, readState, recordFailure, recordSuccess, releaseLease, stateCounts, takeLease, type SubscriptionState } from './state.js';
+import { claimDue, eventsAfter, notifiedEvent, numberEvents, readState, recordFailure, recordSuccess, releaseLease, stateCounts, takeLease, type SubscriptionState } from './state.js';
 
 export type DispatcherConfig = Pick<
   Config,
@@ -242,6 +243,8 @@ export class Dispatcher {
     const { db, config } = this.deps;
     if (state.status !== 'requested' && state.status !== 'active') return;
     if (state.status === 'requested') {
+      // The handshake's events-since-subscription-start counts the events committed so far.
+      state.events_count = (await numberEvents(db, state.id)) ?? state.events_count;
       if (!(await this.send(state, me, 'handshake', []))) return;
       await this.setResourceStatus(state.id, 'active');
     }
@@ -260,7 +263,11 @@ export class Dispatcher {
       return ok;
     };
     while (this.running && !this.dead) {
-      // Read ahead in batches; send maxCount events per notification, each batch in order.
+      // The events committed since the last look get their numbers, then are read ahead in
+      // batches; maxCount events per notification, each batch in order.
+      const count = await numberEvents(db, state.id);
+      if (count === undefined || count <= through) break;
+      state.events_count = count;
       const rows = await eventsAfter(db, state.id, through, Math.max(100, state.spec.maxCount), undefined, full);
       if (rows.length === 0) break;
       const events = rows.map((r) => notifiedEvent(r, full));

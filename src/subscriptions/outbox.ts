@@ -4,8 +4,9 @@
  *   endpoint, the owner's rights) and its delivery state recorded; the HMAC secret is taken out
  *   of the resource;
  * - after they are stored, each written resource is matched against the live subscriptions of
- *   its type, and every match is appended to subscription_event with the subscription's next
- *   event number. Commit makes resource and notification durable together; rollback drops both.
+ *   its type, and every match is appended to subscription_event, in write order, without a
+ *   number (numbered after commit, state.ts). Commit makes resource and notification durable
+ *   together; rollback drops both.
  */
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
@@ -152,7 +153,7 @@ export class SubscriptionOutbox {
     }
   }
 
-  /** Appends one numbered event per (subscription, written resource) that matches. */
+  /** Appends one event per (subscription, written resource) that matches, to be numbered after commit. */
   async afterStore(q: Queryable, writes: readonly StoredWrite[], at: string): Promise<void> {
     if (writes.length === 0) return;
     const types = [...new Set(writes.map((w) => w.type))];
@@ -181,17 +182,22 @@ export class SubscriptionOutbox {
         if (hit) matched.set(row.id, [...(matched.get(row.id) ?? []), w]);
       }
     }
-    for (const [id, hits] of matched) {
-      // The subscription's next event numbers and its events, in one statement.
-      await q.query(
-        `WITH c AS (UPDATE subscription_counter SET events_count = events_count + $3 WHERE id = $1 RETURNING events_count)
-         INSERT INTO subscription_event (subscription_id, event_number, created, type, id, version_id, action)
-         SELECT $1, c.events_count - $3 + x.n, $2::timestamptz, x.t, x.i, x.v, x.a
-           FROM c, unnest($4::text[], $5::text[], $6::int[], $7::text[]) WITH ORDINALITY AS x(t, i, v, a, n)`,
-        [id, at, hits.length, hits.map((h) => h.type), hits.map((h) => h.id), hits.map((h) => h.versionId), hits.map((h) => h.action)],
-      );
-    }
-    if (matched.size > 0) this.deliverAfterCommit(q);
+    if (matched.size === 0) return;
+    // The events, unnumbered: they are numbered after commit (state.ts numberEvents), so that
+    // writes matching one subscription do not commit one after another. FOR KEY SHARE on the
+    // counter rows does not block the numbering or other writes; it makes a deletion of the
+    // subscription wait for this transaction (and then delete its events too), and a write after
+    // that deletion append nothing.
+    const hits = [...matched].flatMap(([id, ws]) => ws.map((w) => ({ id, w })));
+    await q.query(
+      `INSERT INTO subscription_event (subscription_id, created, type, id, version_id, action)
+       SELECT x.s, $1::timestamptz, x.t, x.i, x.v, x.a
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[]) WITH ORDINALITY AS x(s, t, i, v, a, n)
+         JOIN (SELECT id FROM subscription_counter WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE) c ON c.id = x.s
+        ORDER BY x.n`,
+      [at, hits.map((h) => h.id), hits.map((h) => h.w.type), hits.map((h) => h.w.id), hits.map((h) => h.w.versionId), hits.map((h) => h.w.action)],
+    );
+    this.deliverAfterCommit(q);
   }
 
   private async matches(q: Queryable, spec: SubscriptionSpec, w: StoredWrite): Promise<boolean> {

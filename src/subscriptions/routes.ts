@@ -13,7 +13,7 @@ import { recordAccess } from '../audit/index.js';
 import { restContext, FHIR_JSON } from '../fhir/routes.js';
 import type { RequestContext } from '../fhir/context.js';
 import { notificationBundle, statusSearchset, type StatusFacts } from './notification.js';
-import { eventsAfter, notifiedEvent, readState, type StateRow, type SubscriptionState } from './state.js';
+import { eventsAfter, notifiedEvent, readState, stateWithPendingSql, type StateRow, type SubscriptionState } from './state.js';
 import type { PayloadContent } from './spec.js';
 import type { WebsocketHub } from './websocket.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -48,7 +48,7 @@ function facts(s: SubscriptionState): StatusFacts {
   return { subscriptionId: s.id, topic: s.spec.topic, status: s.status, eventsSinceStart: s.events_count, ...(s.last_error ? { error: s.last_error } : {}) };
 }
 
-/** The subscription's delivery state, for its owner or an administrator. */
+/** The subscription's delivery state (its committed events numbered), for its owner or an administrator. */
 async function ownState(db: Db, ctx: RequestContext, id: string): Promise<SubscriptionState> {
   assertCan(ctx, 'Subscription', 'r');
   const state = await readState(db, id);
@@ -174,9 +174,10 @@ export interface DeliveryRow {
   readonly channel: string;
   readonly topic?: string;
   readonly owner?: string;
+  /** Events recorded since the subscription started, those committed and not numbered yet included. */
   readonly events: number;
   readonly deliveredThrough: number;
-  /** Events not yet delivered. */
+  /** Events not yet delivered (numbered or not). */
   readonly backlog: number;
   readonly failures: number;
   readonly deliveredTotal: number;
@@ -197,15 +198,15 @@ export function subscriptionDeliveryRoutes(deps: Pick<SubscriptionRouteDeps, 'db
     app.get('/delivery', { config: { interaction: 'subscription-delivery' } }, async (req): Promise<{ subscriptions: DeliveryRow[] }> => {
       const ctx = restContext(req);
       assertCan(ctx, 'Subscription', 's');
-      const { rows } = await deps.db.query<StateRow & { events_count: number }>(
-        `SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id)
-          WHERE ($1::text IS NULL OR s.owner_client = $1) ORDER BY s.created, s.id LIMIT $2`,
+      const { rows } = await deps.db.query<StateRow & { pending: number }>(
+        `${stateWithPendingSql('($1::text IS NULL OR s.owner_client = $1)')} ORDER BY s.created, s.id LIMIT $2`,
         [ctx.role === 'admin' ? null : (ctx.clientId ?? ''), deps.config.maxPageSize],
       );
       const iso = (v: string | Date | null) => (v === null ? undefined : new Date(v).toISOString());
       const subscriptions = rows.map((r): DeliveryRow => {
         const spec = JSON.parse(r.spec) as { topic?: string };
-        const events = Number(r.events_count);
+        // Events committed and not numbered yet are recorded events too (numbered when delivered).
+        const events = Number(r.events_count) + Number(r.pending);
         const through = Number(r.delivered_through);
         const row: Record<string, unknown> = {
           id: r.id,

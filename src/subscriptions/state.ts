@@ -1,10 +1,10 @@
 /**
- * Delivery state of subscriptions in the database: finding due work, owning a subscription
- * while delivering (a lease that a crashed instance loses), recording each attempt, and reading
- * numbered events. The database stays the source of truth: a queue (in process or Redis) only
- * says which subscription to look at.
+ * Delivery state of subscriptions in the database: numbering committed events, finding due work,
+ * owning a subscription while delivering (a lease that a crashed instance loses), recording each
+ * attempt, and reading numbered events. The database stays the source of truth: a queue (in
+ * process or Redis) only says which subscription to look at.
  */
-import type { Queryable } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SubscriptionSpec } from './spec.js';
 import type { NotifiedEvent } from './notification.js';
@@ -56,8 +56,67 @@ function toState(r: StateRow): SubscriptionState {
   };
 }
 
-export async function readState(q: Queryable, id: string): Promise<SubscriptionState | undefined> {
-  const { rows } = await q.query<StateRow>('SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id) WHERE s.id = $1', [id]);
+/** Events that a committed write appended and that are not numbered yet, per subscription (SQL). */
+const UNNUMBERED = 'SELECT subscription_id AS id, count(*) AS pending FROM subscription_event WHERE event_number IS NULL GROUP BY subscription_id';
+
+/**
+ * Numbers the committed, unnumbered events of subscription `id`: the next numbers of its counter,
+ * in sequence order, and the counter moved on, in one short transaction under the counter row's
+ * lock. Whoever reads the events (the dispatcher holding the lease, the websocket hub, $status and
+ * $events) numbers first; the lock, not the lease, keeps two of them from numbering the same events.
+ * FOR NO KEY UPDATE does not wait for the writes appending events (they hold FOR KEY SHARE on the
+ * counter row, see outbox.ts): only numberers and the deletion of the subscription wait.
+ * Returns the subscription's event count (events-since-subscription-start), or undefined when it
+ * has no counter (deleted).
+ */
+export async function numberEvents(db: Db, id: string): Promise<number | undefined> {
+  const { rows } = await db.query<{ events_count: string; pending: boolean }>(
+    `SELECT events_count, EXISTS (SELECT 1 FROM subscription_event e WHERE e.subscription_id = c.id AND e.event_number IS NULL) AS pending
+       FROM subscription_counter c WHERE c.id = $1`,
+    [id],
+  );
+  if (!rows[0]) return undefined;
+  let count = Number(rows[0].events_count);
+  if (!rows[0].pending) return count;
+  // In batches, so that a long backlog (a subscription in error for days) never makes one long
+  // statement.
+  for (;;) {
+    const batch = await numberBatch(db, id);
+    if (batch === undefined) return undefined;
+    count = batch.count;
+    if (batch.numbered < NUMBER_BATCH) return count;
+  }
+}
+
+const NUMBER_BATCH = 10_000;
+
+async function numberBatch(db: Db, id: string): Promise<{ count: number; numbered: number } | undefined> {
+  return db.tx(async (q) => {
+    // The lock first, in a statement of its own: the numbering statement after it then reads a
+    // snapshot taken once the previous numberer committed.
+    const locked = await q.query<{ events_count: string }>('SELECT events_count FROM subscription_counter WHERE id = $1 FOR NO KEY UPDATE', [id]);
+    if (!locked.rows[0]) return undefined;
+    const from = Number(locked.rows[0].events_count);
+    const { rows: after } = await q.query<{ events_count: string }>(
+      `WITH todo AS (
+         SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM subscription_event
+          WHERE subscription_id = $1 AND event_number IS NULL ORDER BY seq LIMIT $3),
+       numbered AS (
+         UPDATE subscription_event e SET event_number = $2::bigint + todo.n FROM todo WHERE e.seq = todo.seq AND e.event_number IS NULL RETURNING 1)
+       UPDATE subscription_counter SET events_count = $2::bigint + (SELECT count(*) FROM numbered)
+        WHERE id = $1
+        RETURNING events_count`,
+      [id, from, NUMBER_BATCH],
+    );
+    const count = Number(after[0]?.events_count ?? from);
+    return { count, numbered: count - from };
+  });
+}
+
+/** The subscription's state, after numbering its committed events. */
+export async function readState(db: Db, id: string): Promise<SubscriptionState | undefined> {
+  await numberEvents(db, id);
+  const { rows } = await db.query<StateRow>('SELECT s.*, c.events_count FROM subscription_state s JOIN subscription_counter c USING (id) WHERE s.id = $1', [id]);
   return rows[0] ? toState(rows[0]) : undefined;
 }
 
@@ -90,6 +149,7 @@ export async function claimDue(q: Queryable, token: string, leaseMs: number, def
          WHERE d.status IN ('requested', 'active') AND d.channel = 'rest-hook' AND d.next_attempt <= now()
            AND (d.lease_until IS NULL OR d.lease_until < now())
            AND (d.status = 'requested' OR c.events_count > d.delivered_through
+                OR EXISTS (SELECT 1 FROM subscription_event e WHERE e.subscription_id = d.id AND e.event_number IS NULL)
                 OR (COALESCE(d.heartbeat_seconds, $3) > 0
                     AND COALESCE(d.last_sent, d.created) + COALESCE(d.heartbeat_seconds, $3) * interval '1 second' <= now()))
          ORDER BY d.next_attempt LIMIT $4
@@ -182,11 +242,21 @@ export async function recordFailure(
   return rows[0];
 }
 
-/** Counts for /metrics: subscriptions by status, and events not yet delivered. */
+/**
+ * The state of each subscription of `where` (SQL over s, the state, and c, the counter), with
+ * `pending`: its events committed and not numbered yet, which are recorded events too.
+ */
+export function stateWithPendingSql(where: string): string {
+  return `SELECT s.*, c.events_count, COALESCE(p.pending, 0) AS pending
+            FROM subscription_state s JOIN subscription_counter c USING (id) LEFT JOIN (${UNNUMBERED}) p USING (id)
+           WHERE ${where}`;
+}
+
+/** Counts for /metrics: subscriptions by status, and events not yet delivered (numbered or not). */
 export async function stateCounts(q: Queryable): Promise<{ byStatus: Record<string, number>; backlog: number }> {
   const { rows } = await q.query<{ status: string; n: number; backlog: number }>(
-    `SELECT s.status, count(*)::int AS n, COALESCE(sum(c.events_count - s.delivered_through), 0)::bigint AS backlog
-       FROM subscription_state s JOIN subscription_counter c USING (id) GROUP BY s.status`,
+    `SELECT s.status, count(*)::int AS n, COALESCE(sum(c.events_count + COALESCE(p.pending, 0) - s.delivered_through), 0)::bigint AS backlog
+       FROM subscription_state s JOIN subscription_counter c USING (id) LEFT JOIN (${UNNUMBERED}) p USING (id) GROUP BY s.status`,
   );
   const byStatus: Record<string, number> = {};
   let backlog = 0;

@@ -13,7 +13,7 @@ import type { Db } from '../store/index.js';
 import type { SigningKeys } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import { notificationBundle, type NotifiedEvent } from './notification.js';
-import { eventsAfter, notifiedEvent, readState, type SubscriptionState } from './state.js';
+import { eventsAfter, notifiedEvent, numberEvents, readState, type SubscriptionState } from './state.js';
 
 export const WS_PATH = '/ws';
 const TOKEN_TTL_SECONDS = 300;
@@ -154,8 +154,11 @@ export class WebsocketHub {
   async poll(): Promise<void> {
     const ids = [...new Set([...this.bindings].map((b) => b.id))];
     if (ids.length === 0) return;
-    const { rows } = await this.deps.db.query<{ id: string; events_count: number }>('SELECT id, events_count FROM subscription_counter WHERE id = ANY($1::text[])', [ids]);
-    const counts = new Map(rows.map((r) => [r.id, Number(r.events_count)]));
+    const counts = new Map<string, number>();
+    for (const id of ids) {
+      const count = await numberEvents(this.deps.db, id);
+      if (count !== undefined) counts.set(id, count);
+    }
     for (const b of this.bindings) {
       if (b.sending || b.socket.readyState !== b.socket.OPEN) continue;
       const count = counts.get(b.id);

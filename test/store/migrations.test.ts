@@ -1,6 +1,33 @@
 import t from 'tap';
-import { INDEX_TABLES, MIGRATIONS, migrate } from '../../src/store/index.js';
-import { BACKENDS, openTestDb } from '../helpers/db.js';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { INDEX_TABLES, MIGRATIONS, PgliteDb, PostgresDb, migrate, type Db } from '../../src/store/index.js';
+import { numberEvents } from '../../src/subscriptions/state.js';
+import { BACKENDS, TEST_DATABASE_URL, openTestDb, type Backend } from '../helpers/db.js';
+
+/** An empty database (no migration applied) and how to drop it. */
+async function emptyDb(backend: Backend): Promise<{ db: Db; close(): Promise<void> }> {
+  if (backend === 'pglite' || !TEST_DATABASE_URL) {
+    const db = await PgliteDb.open(undefined);
+    return { db, close: () => db.close() };
+  }
+  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const db = new PostgresDb(TEST_DATABASE_URL, { max: 2, schema });
+  return {
+    db,
+    async close() {
+      await db.close();
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {
@@ -14,6 +41,27 @@ for (const backend of BACKENDS) {
         const r = await tdb.db.query(`SELECT count(*) FROM ${table}`);
         t.equal(r.rows.length, 1, `${table} exists`);
       }
+    });
+
+    t.test('15: subscription events numbered before it keep their numbers; later ones follow', async (t) => {
+      const { db, close } = await emptyDb(backend);
+      t.teardown(close);
+      await db.exec(`CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      for (const m of MIGRATIONS.filter((x) => x.version < 15)) {
+        await db.exec(m.sql);
+        await db.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      await db.query(`INSERT INTO subscription_state (id, status, resource_types, channel, spec, delivered_through) VALUES ('s1', 'active', '{Observation}', 'rest-hook', '{}', 1)`);
+      await db.query(`INSERT INTO subscription_counter (id, events_count) VALUES ('s1', 2)`);
+      for (const n of [1, 2]) {
+        await db.query(`INSERT INTO subscription_event (subscription_id, event_number, created, type, id, version_id, action) VALUES ('s1', $1, now(), 'Observation', $2, 1, 'create')`, [n, `o${n}`]);
+      }
+      t.equal(await migrate(db), MIGRATIONS.filter((x) => x.version >= 15).length, 'the rest applied');
+      await db.query(`INSERT INTO subscription_event (subscription_id, created, type, id, version_id, action) VALUES ('s1', now(), 'Observation', 'o3', 1, 'create')`);
+      t.equal(await numberEvents(db, 's1'), 3, 'the new event is number 3');
+      const { rows } = await db.query<{ id: string; event_number: string }>('SELECT id, event_number FROM subscription_event ORDER BY event_number');
+      t.same(rows.map((r) => [r.id, Number(r.event_number)]), [['o1', 1], ['o2', 2], ['o3', 3]]);
+      await t.rejects(db.query(`UPDATE subscription_event SET event_number = 1 WHERE id = 'o3'`), 'one number per subscription once');
     });
 
     t.test('a failed transaction leaves nothing behind', async (t) => {
