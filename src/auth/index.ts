@@ -205,6 +205,8 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
     if (!client || client.disabled) {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', 'The console session has ended (logout, idle time or its maximum length): log in again', `Bearer realm="${REALM}"`);
     }
+    // What the console is shown is personal data: no browser or proxy cache may keep it.
+    void reply.header('cache-control', 'no-store');
     const userId = userIdOf(req.headers['x-user-id']);
     req.auth = {
       clientId: client.clientId,

@@ -30,7 +30,10 @@ for (const backend of BACKENDS) {
     const withCookie = (url: string, extra: Record<string, string> = { 'x-console': '1' }, method: 'GET' | 'DELETE' = 'GET') =>
       ta.anonymous({ method, url, headers: { cookie, ...extra } });
     t.equal((await withCookie('/ingest/dead-letters', {})).statusCode, 401, 'the cookie alone (a cross-site form) is not enough');
-    t.equal((await withCookie('/ingest/dead-letters')).statusCode, 200, 'cookie and X-Console act as the client');
+    const listed = await withCookie('/ingest/dead-letters');
+    t.equal(listed.statusCode, 200, 'cookie and X-Console act as the client');
+    t.equal(listed.headers['cache-control'], 'no-store', 'what the console is shown may not be cached');
+    t.equal((await withCookie('/fhir/Patient?_count=1')).headers['cache-control'], 'no-store', 'FHIR answers to the console neither');
     t.equal((await withCookie('/auth/session')).json().role, 'admin', 'who am I');
     t.equal((await ta.anonymous({ url: '/ingest/dead-letters', headers: { cookie: 'hie_console=xyz', 'x-console': '1' } })).statusCode, 401, 'an unknown session is refused');
 
