@@ -1,7 +1,21 @@
 /**
  * Calls to the gateway with the console session: the browser sends the httpOnly session cookie
  * by itself and the X-Console header that the gateway requires with it. No token is ever held.
+ * The gateway's own payloads are typed from openapi/gateway.yaml (src/openapi/types.ts).
  */
+import type { components } from '../../src/openapi/types';
+
+type Schemas = components['schemas'];
+export type Session = Schemas['SessionInfo'];
+export type FeedReport = Schemas['FeedReport'];
+export type Feed = Schemas['Feed'];
+export type DeadLetter = Schemas['DeadLetter'];
+export type DeadLetterDetail = Schemas['DeadLetterDetail'];
+export type DeadLetterPage = Schemas['DeadLetterPage'];
+export type ReplayResult = Schemas['ReplayResult'];
+export type ReplayBatch = Schemas['ReplayBatch'];
+export type SubscriptionDelivery = Schemas['SubscriptionDelivery'];
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -61,15 +75,6 @@ export function saveBlob(blob: Blob, filename: string): void {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-export interface Session {
-  clientId: string;
-  name: string;
-  role?: string;
-  institution?: string;
-  scopes: string[];
-  idleMinutes: number;
 }
 
 export async function login(clientId: string, clientSecret: string): Promise<Session> {
