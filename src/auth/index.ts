@@ -197,6 +197,8 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
 
   /** A console request: the session cookie stands for the client's token (all its scopes). */
   const fromSession = async (req: FastifyRequest, reply: FastifyReply, id: string): Promise<FastifyReply | undefined> => {
+    // What the console is shown is personal data: no browser or proxy cache may keep any answer.
+    void reply.header('cache-control', 'no-store');
     if (req.headers[CONSOLE_HEADER] !== '1') {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', `A console session cookie is accepted only with the header ${CONSOLE_HEADER}: 1`, `Bearer realm="${REALM}"`);
     }
@@ -205,8 +207,6 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
     if (!client || client.disabled) {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', 'The console session has ended (logout, idle time or its maximum length): log in again', `Bearer realm="${REALM}"`);
     }
-    // What the console is shown is personal data: no browser or proxy cache may keep it.
-    void reply.header('cache-control', 'no-store');
     const userId = userIdOf(req.headers['x-user-id']);
     req.auth = {
       clientId: client.clientId,

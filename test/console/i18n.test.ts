@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { DICTIONARIES } from '../../console/src/i18n.js';
+import { DICTIONARIES } from '../../console/src/words.js';
 
 const SRC = fileURLToPath(new URL('../../console/src/', import.meta.url));
 const WORDS = /\p{L}/u;

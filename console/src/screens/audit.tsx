@@ -202,7 +202,11 @@ export function Audit() {
                     <time dateTime={e.recorded}>{fmt.dateTime(e.recorded)}</time>
                     <span className="badge">{e.action ? t(`action${e.action}` as Key) : ''}</span>
                     <strong>{subtypeOf(e)}</strong>
-                    {isBreakGlass(e) && <span className="badge warn-badge">{t('breakGlass')}</span>}
+                    {isBreakGlass(e) && (
+                      <span className="badge warn-badge" data-testid="break-glass">
+                        {t('breakGlass')}
+                      </span>
+                    )}
                     <span>
                       {t('client')}: <code data-testid="audit-client">{who(e, CLIENT_SYSTEM) ?? '—'}</code>
                     </span>
