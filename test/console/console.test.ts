@@ -121,9 +121,12 @@ if (!existsSync(CHROMIUM)) {
 
     // A lab message that the mapping cannot handle yet: kept as a dead letter.
     const county = { authorization: `Bearer ${await app.auth.mint('county-his')}` };
-    const hl7 = ['MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20261120081500||ORU^R01^ORU_R01|E2E-LIS-1|P|2.5', `PID|1||${E2E_MRN}^^^QSXRMYY^MR||褚^卫东||19700101|M`, 'OBR|1|O-1|F-1|2345-7^Glucose^LN', 'OBX|1|NM|2345-7^Glucose^LN||6.2|mmol/L|3.9-6.1|H|||F'].join('\r');
-    const posted = await app.inject({ method: 'POST', url: '/ingest/hl7v2', headers: { ...county, 'content-type': 'x-application/hl7-v2+er7' }, payload: `${hl7}\r` });
-    t.match(posted.body, /MSA\|AE\|E2E-LIS-1/, 'the message is answered AE');
+    // Three of them: one is replayed alone, one as selected, one as all that match a filter.
+    for (const n of [1, 2, 3]) {
+      const hl7 = [`MSH|^~\\&|QSLIS|QSXRMYY|COUNTY-HIE|QS|20261120081500||ORU^R01^ORU_R01|E2E-LIS-${n}|P|2.5`, `PID|1||${E2E_MRN}^^^QSXRMYY^MR||褚^卫东||19700101|M`, `OBR|1|O-${n}|F-${n}|2345-7^Glucose^LN`, 'OBX|1|NM|2345-7^Glucose^LN||6.2|mmol/L|3.9-6.1|H|||F'].join('\r');
+      const posted = await app.inject({ method: 'POST', url: '/ingest/hl7v2', headers: { ...county, 'content-type': 'x-application/hl7-v2+er7' }, payload: `${hl7}\r` });
+      t.match(posted.body, new RegExp(`MSA\\|AE\\|E2E-LIS-${n}`), `message ${n} is answered AE`);
+    }
     // A clinician at the county hospital looks the resident up: the access the auditor must find.
     const looked = await app.inject({ url: `/fhir/Patient?identifier=${ID_CARD_SYSTEM}|${ZHOU_ID_CARD}`, headers: { ...county, 'x-user-id': 'e2e-doctor-7' } });
     t.ok((looked.json() as Bundle).entry?.length, 'the resident was read');
@@ -185,6 +188,14 @@ if (!existsSync(CHROMIUM)) {
       t.match(text, /county-lis/, 'the county laboratory feed is listed');
       t.match(text, /township1-lis/);
       t.ok(await page.locator('[data-testid=throughput-chart] rect').count(), 'the throughput chart has bars');
+      t.equal(await page.locator('[data-testid=feed-row].stale').count(), 0, 'no feed is stale');
+      // The village clinic's messages of today move three hours back: a busy feed gone quiet.
+      await tdb.db.query(`UPDATE hl7_processed SET processed_at = processed_at - interval '3 hours' WHERE sender_id = 'village1-his'`);
+      await page.getByRole('button', { name: '刷新' }).click();
+      const stale = page.locator('[data-testid=feed-row].stale');
+      await stale.first().waitFor();
+      t.equal(await stale.count(), 1, 'one stale feed');
+      t.match(await stale.textContent(), /village1-his.*停滞/, 'the quiet feed is highlighted');
       await shot('feeds');
     });
 
@@ -199,19 +210,41 @@ if (!existsSync(CHROMIUM)) {
       t.match(await page.getByTestId('raw-message').textContent(), /沈\^玉兰/, 'GBK text is decoded');
       await shot('dead-letter-gbk');
       const mine = page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' });
-      t.equal(await mine.count(), 1, 'the test message is a dead letter');
-      await mine.getByRole('button', { name: '查看' }).click();
+      t.equal(await mine.count(), 3, 'the test messages are dead letters');
+      const first = mine.first();
+      await first.getByRole('button', { name: '查看' }).click();
       await page.getByTestId('failing-field').waitFor();
       t.equal(await page.getByTestId('failing-field').textContent(), `${E2E_MRN}^^^QSXRMYY^MR`, 'PID-3 is marked');
       await shot('dead-letter');
       mapping.broken = false;
-      await mine.getByTestId('replay').click();
-      await page.getByTestId('notice').waitFor();
-      t.match(await page.getByTestId('notice').textContent(), /stored/);
       // Locator waits run outside the page's own scripts, which the console's CSP keeps from eval.
-      await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).first().waitFor({ state: 'detached' });
-      t.equal(await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).count(), 0, 'the replayed message left the list of new dead letters');
+      const gone = async (id: string | null) => page.locator(`[data-testid=dead-letter-row][data-id="${id}"]`).waitFor({ state: 'detached' });
+      const one = await first.getAttribute('data-id');
+      await first.getByTestId('replay').click();
+      await page.getByTestId('notice').filter({ hasText: `#${one}` }).waitFor();
+      t.match(await page.getByTestId('notice').textContent(), /stored/);
+      await gone(one);
+      t.equal(await mine.count(), 2, 'the replayed message left the list of new dead letters');
       await shot('dead-letter-replayed');
+      // One selected and replayed.
+      const second = await mine.first().getAttribute('data-id');
+      await mine.first().locator('input[type=checkbox]').check();
+      await page.getByRole('button', { name: /重放所选/ }).click();
+      await page.getByTestId('notice').filter({ hasText: `#${second}: stored` }).waitFor();
+      await gone(second);
+      // The sender filter, then all that match it replayed.
+      await page.locator('input[name=sender]').fill('county-lis');
+      await page.getByRole('button', { name: '筛选' }).click();
+      await gbk.first().waitFor({ state: 'detached' });
+      t.equal(await page.getByTestId('dead-letter-row').count(), 1, 'the filter shows the one left of the sender');
+      const third = await mine.first().getAttribute('data-id');
+      await page.getByRole('button', { name: '重放全部符合条件的' }).click();
+      await page.getByTestId('notice').filter({ hasText: `#${third}: stored` }).waitFor();
+      await gone(third);
+      t.equal(await mine.count(), 0, 'all three replayed');
+      await page.locator('input[name=sender]').fill('');
+      await page.getByRole('button', { name: '筛选' }).click();
+      await gbk.first().waitFor();
       // The demo's unmappable message is discarded, with a reason.
       await gbk.getByRole('button', { name: '丢弃' }).click();
       await page.locator('textarea[name=reason]').fill('演示数据，患者标识缺失，已电话通知乡镇卫生院重发');
@@ -304,6 +337,29 @@ if (!existsSync(CHROMIUM)) {
       const recorded = new Date((await time.getAttribute('datetime')) as string);
       const zhDate = new Intl.DateTimeFormat('zh-CN', DATE_TIME).format(recorded);
       t.equal(await time.textContent(), zhDate, 'the time as the browser\'s locale writes it');
+      // Other filters: the client, the action and the dates of today.
+      const today = new Intl.DateTimeFormat('en-CA', { timeZone: TIME_ZONE }).format(new Date());
+      await page.locator('input[name=identifier]').fill('');
+      await page.locator('input[name=client]').fill('township1-his');
+      await page.locator('select[name=action]').selectOption('E');
+      await page.locator('input[name=from]').fill(today);
+      await page.locator('input[name=to]').fill(today);
+      await page.locator('form.filters button[type=submit]').click();
+      await page.getByTestId('audit-client').first().waitFor();
+      await page.getByTestId('audit-entry').filter({ hasText: '$recognition-decision' }).first().waitFor();
+      const clients = new Set(await page.getByTestId('audit-client').allTextContents());
+      t.same([...clients], ['township1-his'], 'only the client asked for');
+      const actions = new Set(await page.locator('[data-testid=audit-entry] .badge:not(.warn-badge)').allTextContents());
+      t.same([...actions], ['执行'], 'only the action asked for');
+      const day = new Intl.DateTimeFormat('zh-CN', { dateStyle: 'medium', timeZone: TIME_ZONE }).format(new Date());
+      t.same([...new Set((await page.locator('[data-testid=audit-entry] time').allTextContents()).map((x) => x.split(' ')[0]))], [day], 'only today, in the browser\'s calendar');
+      await page.locator('input[name=client]').fill('');
+      await page.locator('select[name=action]').selectOption('');
+      await page.locator('input[name=from]').fill('');
+      await page.locator('input[name=to]').fill('');
+      await page.locator('input[name=identifier]').fill(ZHOU_ID_CARD);
+      await page.locator('form.filters button[type=submit]').click();
+      await page.getByTestId('audit-user').filter({ hasText: 'e2e-doctor-7' }).first().waitFor();
       await page.getByTestId('verify').click();
       await page.getByTestId('verify-result').waitFor();
       t.match(await page.getByTestId('verify-result').textContent(), /审计链完整/);
@@ -369,7 +425,7 @@ if (!existsSync(CHROMIUM)) {
       await page.getByTestId('nav-dead-letters').click();
       await page.locator('select[name=status]').selectOption('replayed');
       await page.getByRole('button', { name: '筛选' }).click();
-      await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).getByRole('button', { name: '查看' }).click();
+      await page.getByTestId('dead-letter-row').filter({ hasText: 'county-lis' }).first().getByRole('button', { name: '查看' }).click();
       await page.getByTestId('raw-message').waitFor();
       t.match(await page.getByTestId('raw-message').textContent(), /褚\^卫东/, 'a message with a name in it was shown');
       // A string, evaluated in the page (the page's own types are not this file's).

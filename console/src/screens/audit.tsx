@@ -49,7 +49,19 @@ export function isBreakGlass(e: AuditEvent): boolean {
   return (e.subtype ?? []).some((c) => c.code === 'break-glass') || (e.purposeOfEvent ?? []).some((p) => p.coding?.some((c) => c.code === 'BTG'));
 }
 
-const today = () => new Date().toISOString().slice(0, 10);
+const pad = (n: number) => String(n).padStart(2, '0');
+/** Today in the browser's calendar, as a date field holds it. */
+const today = () => {
+  const d = new Date();
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+};
+
+/** Midnight starting a day of a date field (plus `days`), in the browser's time zone, as an instant. */
+export function startOfDay(day: string, days = 0): string {
+  const d = new Date(`${day}T00:00:00`);
+  d.setDate(d.getDate() + days);
+  return d.toISOString();
+}
 
 export function Audit() {
   const t = useT();
@@ -77,8 +89,9 @@ export function Audit() {
     }
     if (form.client.trim()) p.set('agent', form.client.trim());
     if (form.institution.trim()) p.set('institution', form.institution.trim());
-    if (form.from) p.append('date', `ge${form.from}`);
-    if (form.to) p.append('date', `le${form.to}`);
+    // The days as the operator's calendar has them, not as UTC days.
+    if (form.from) p.append('date', `ge${startOfDay(form.from)}`);
+    if (form.to) p.append('date', `lt${startOfDay(form.to, 1)}`);
     if (form.action) p.set('action', form.action);
     p.set('_count', '50');
     p.set('_sort', '-date');
