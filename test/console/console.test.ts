@@ -366,7 +366,11 @@ if (!existsSync(CHROMIUM)) {
       await shot('audit');
       const exported = page.waitForEvent('download');
       await page.getByRole('button', { name: '导出 NDJSON' }).click();
-      t.match((await exported).suggestedFilename(), /^audit-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.ndjson$/, 'the trail of the dates exports as NDJSON');
+      const file = await exported;
+      t.match(file.suggestedFilename(), /^audit-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.ndjson$/, 'the trail of the dates exports as NDJSON');
+      const lines = readFileSync(await file.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { resourceType: string; agent?: { who?: { identifier?: { value?: string } } }[] });
+      t.ok(lines.every((e) => e.resourceType === 'AuditEvent'), 'of AuditEvents');
+      t.ok(lines.some((e) => e.agent?.some((a) => a.who?.identifier?.value === 'e2e-doctor-7')), 'today\'s, with the access made by this test');
       await page.getByTestId('lang').click();
       await page.getByText('Access timeline').waitFor();
       t.equal(await page.getByTestId('nav-audit').textContent(), 'Audit', 'switched to English');

@@ -133,7 +133,10 @@ export function Audit() {
     const start = form.from || today();
     const end = form.to || today();
     try {
-      await download(`/fhir/AuditEvent/$export?start=${start}&end=${end}`, `audit-${start}-${end}.ndjson`);
+      // From the first day's midnight to the last instant of the last day, in the browser's time zone.
+      const last = new Date(Date.parse(startOfDay(end, 1)) - 1).toISOString();
+      const range = new URLSearchParams({ start: startOfDay(start), end: last });
+      await download(`/fhir/AuditEvent/$export?${range.toString()}`, `audit-${start}-${end}.ndjson`);
     } catch (e) {
       setError((e as Error).message);
     }
