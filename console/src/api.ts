@@ -1,8 +1,10 @@
 /**
  * Calls to the gateway with the console session: the browser sends the httpOnly session cookie
  * by itself and the X-Console header that the gateway requires with it. No token is ever held.
- * The gateway's own payloads are typed from openapi/gateway.yaml (src/openapi/types.ts).
+ * The gateway's own payloads are typed from openapi/gateway.yaml (src/openapi/types.ts), FHIR
+ * resources by @medplum/fhirtypes.
  */
+import type { ParametersParameter } from '@medplum/fhirtypes';
 import type { components } from '../../src/openapi/types';
 
 type Schemas = components['schemas'];
@@ -92,25 +94,12 @@ export async function logout(): Promise<void> {
   await fetch('/auth/session', { method: 'DELETE', credentials: 'same-origin', headers: { 'X-Console': '1' } }).catch(() => undefined);
 }
 
-/** A FHIR Parameters value by name. */
-export interface FhirParameter {
-  name: string;
-  valueInteger?: number;
-  valueDecimal?: number;
-  valueString?: string;
-  valueCode?: string;
-  valueBoolean?: boolean;
-  valueMoney?: { value?: number };
-  valueIdentifier?: { value?: string };
-  valueCoding?: { code?: string; display?: string };
-  part?: FhirParameter[];
-}
-
-export function param(list: FhirParameter[] | undefined, name: string): FhirParameter | undefined {
+/** A Parameters value (or part) by name. */
+export function param(list: ParametersParameter[] | undefined, name: string): ParametersParameter | undefined {
   return list?.find((p) => p.name === name);
 }
 
-export function num(list: FhirParameter[] | undefined, name: string): number {
+export function num(list: ParametersParameter[] | undefined, name: string): number {
   const p = param(list, name);
   return p?.valueInteger ?? p?.valueDecimal ?? p?.valueMoney?.value ?? 0;
 }

@@ -24,7 +24,7 @@ export function niceTicks(top: number, count = 5): number[] {
  * figure that month) and breaks the line. `max` fixes the top of the scale (100 for percentages).
  */
 export function BarChart({ labels, series, height = 220, max, testId }: { labels: string[]; series: Series[]; height?: number; max?: number; testId?: string }) {
-  const width = Math.max(360, labels.length * 56 + 60);
+  const width = Math.max(360, labels.length * 44 + 60);
   const pad = { left: 44, right: 12, top: 12, bottom: 36 };
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined));
   const ticks = niceTicks(max ?? Math.max(1, ...all));

@@ -25,6 +25,7 @@ const locale = typeof navigator === 'undefined' ? undefined : navigator.language
 const dateTime = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'medium' });
 const dateOnly = new Intl.DateTimeFormat(locale, { dateStyle: 'medium' });
 const monthFmt = new Intl.DateTimeFormat(locale, { year: 'numeric', month: 'short' });
+const monthOnlyFmt = new Intl.DateTimeFormat(locale, { month: 'short' });
 const hourFmt = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit' });
 const numberFmt = new Intl.NumberFormat(locale);
 
@@ -32,6 +33,8 @@ export const fmt = {
   dateTime: (iso: string | undefined) => (iso ? dateTime.format(new Date(iso)) : '—'),
   date: (iso: string | undefined) => (iso ? dateOnly.format(new Date(iso)) : '—'),
   month: (d: Date) => monthFmt.format(d),
+  /** The month without its year (chart labels after the first of a year). */
+  monthOnly: (d: Date) => monthOnlyFmt.format(d),
   hour: (d: Date) => hourFmt.format(d),
   number: (n: number | undefined) => (n === undefined ? '—' : numberFmt.format(n)),
 };

@@ -4,7 +4,8 @@
  * verification; NDJSON export of the date range.
  */
 import { useState, type FormEvent } from 'react';
-import { download, getJson, type FhirParameter } from '../api';
+import type { AuditEvent, Bundle, Parameters } from '@medplum/fhirtypes';
+import { download, getJson } from '../api';
 import { fmt, useT, type Key } from '../i18n';
 import { Status, useLoad } from '../load';
 
@@ -12,29 +13,6 @@ const ID_CARD = 'urn:oid:2.16.156.10011.1.3';
 const CLIENT_SYSTEM = 'urn:county-hie:client';
 const USER_SYSTEM = 'urn:county-hie:user';
 const USCC = 'https://fhir.county-hie.cn/sid/uscc';
-
-interface Coding {
-  system?: string;
-  code?: string;
-  display?: string;
-}
-
-interface AuditEvent {
-  id: string;
-  recorded: string;
-  action?: string;
-  outcome?: string;
-  outcomeDesc?: string;
-  subtype?: Coding[];
-  purposeOfEvent?: { coding?: Coding[] }[];
-  agent?: { who?: { identifier?: { system?: string; value?: string } } }[];
-  entity?: { what?: { reference?: string } }[];
-}
-
-interface Bundle {
-  entry?: { resource: AuditEvent }[];
-  link?: { relation: string; url: string }[];
-}
 
 function who(e: AuditEvent, system: string): string | undefined {
   return e.agent?.find((a) => a.who?.identifier?.system === system)?.who?.identifier?.value;
@@ -67,13 +45,13 @@ export function Audit() {
   const t = useT();
   const [form, setForm] = useState({ system: ID_CARD, identifier: '', client: '', institution: '', from: '', to: '', action: '' });
   const [query, setQuery] = useState<{ text: string; asked: number } | undefined>();
-  const [pages, setPages] = useState<Bundle[]>([]);
+  const [pages, setPages] = useState<Bundle<AuditEvent>[]>([]);
   const [verify, setVerify] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
 
   const loaded = useLoad(async () => {
     if (query === undefined) return undefined;
-    const first = await getJson<Bundle>(`/fhir/AuditEvent?${query.text}`);
+    const first = await getJson<Bundle<AuditEvent>>(`/fhir/AuditEvent?${query.text}`);
     setPages([first]);
     return first;
   }, [query]);
@@ -104,7 +82,7 @@ export function Audit() {
     if (!next) return;
     const u = new URL(next);
     try {
-      const page = await getJson<Bundle>(`/fhir/AuditEvent${u.search}`);
+      const page = await getJson<Bundle<AuditEvent>>(`/fhir/AuditEvent${u.search}`);
       setPages([...pages, page]);
     } catch (e) {
       setError((e as Error).message);
@@ -114,7 +92,7 @@ export function Audit() {
   const runVerify = async () => {
     setVerify(undefined);
     try {
-      const p = await getJson<{ parameter?: FhirParameter[] }>('/fhir/AuditEvent/$verify');
+      const p = await getJson<Parameters>('/fhir/AuditEvent/$verify');
       const ok = p.parameter?.find((x) => x.name === 'result')?.valueBoolean;
       const checked = p.parameter?.find((x) => x.name === 'checked');
       const broken = p.parameter?.find((x) => x.name === 'firstBroken')?.part;
@@ -142,7 +120,7 @@ export function Audit() {
     }
   };
 
-  const events = pages.flatMap((p) => (p.entry ?? []).map((e) => e.resource));
+  const events = pages.flatMap((p) => (p.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
   const days = new Map<string, AuditEvent[]>();
   for (const e of events) {
     const day = fmt.date(e.recorded);

@@ -4,16 +4,13 @@
  * 90% — as charts, each card with the figures behind its charts downloadable as CSV.
  */
 import type { ReactNode } from 'react';
-import { getJson, num, param, type FhirParameter } from '../api';
+import type { Parameters } from '@medplum/fhirtypes';
+import { getJson, num, param } from '../api';
 import { BarChart } from '../chart';
 import { downloadCsv } from '../csv';
 import { fmt, useT, type Key } from '../i18n';
 import { Status, useLoad, type Loaded } from '../load';
 import { institutionNames } from '../orgs';
-
-interface Parameters {
-  parameter?: FhirParameter[];
-}
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
@@ -34,6 +31,11 @@ export function lastMonths(n: number, now = new Date()): Month[] {
     out.push({ key, start: `${key}-01`, end: `${key}-${pad(last)}`, date: d });
   }
   return out;
+}
+
+/** Chart labels of months: the year on the first and on each January only. */
+function monthLabels(months: readonly Month[]): string[] {
+  return months.map((m, i) => (i === 0 || m.date.getMonth() === 0 ? fmt.month(m.date) : fmt.monthOnly(m.date)));
 }
 
 /** Down-referral target of a month: the same month a year earlier plus 15%, when there was one. */
@@ -102,7 +104,7 @@ function Recognition() {
       {(data) => (
         <>
           <BarChart
-            labels={months.map((m) => fmt.month(m.date))}
+            labels={monthLabels(months)}
             series={[
               { label: t('recognised'), values: data.map((d) => d.accepted), color: '#2f6fb0' },
               { label: t('repeated'), values: data.map((d) => d.repeated), color: '#e08e0b' },
@@ -143,7 +145,7 @@ function Referrals() {
     >
       {(shown) => (
         <BarChart
-          labels={months.slice(12).map((m) => fmt.month(m.date))}
+          labels={monthLabels(months.slice(12))}
           series={[
             { label: t('up'), values: shown.map((d) => d.up), color: '#2f6fb0' },
             { label: t('down'), values: shown.map((d) => d.down), color: '#27ae60' },
@@ -203,7 +205,7 @@ function Upload() {
                 <div key={i.uscc} data-testid="upload-institution">
                   <h4>{i.name}</h4>
                   <BarChart
-                    labels={months.map((m) => fmt.month(m.date))}
+                    labels={monthLabels(months)}
                     max={100}
                     series={[
                       { label: t('completeness'), values: i.months.map((m) => m.completeness), color: '#2f6fb0' },
