@@ -7,7 +7,9 @@
  * and its break-glass access flagged, switch the language while dates keep the browser's locale
  * (and follow another browser's), end the session by logout and by idle time (the gateway's and
  * the page's own timer). Nothing personal may be left in the browser: no storage, no cached
- * answer, nothing in its profile on disk. Screenshots go to test/artifacts/.
+ * answer, nothing in its profile on disk. Then the gateway as `npm start` runs it, on an empty
+ * embedded store: the demo community and its traffic give every screen something to show.
+ * Screenshots go to test/artifacts/.
  *
  * Without /usr/bin/chromium the test is skipped, except in CI (CI set), where that is a failure.
  */
@@ -30,6 +32,7 @@ import { valueAt } from '../../src/ingest/hl7v2/model.js';
 import { standardCodings } from '../../src/terminology/index.js';
 import { loadDemoCommunity, readDemoQualifications, sendDemoTraffic } from '../../src/demo/index.js';
 import { CONSOLE_ROOT } from '../../src/console/index.js';
+import { start } from '../../src/server.js';
 import { ID_CARD_SYSTEM, USCC_SYSTEM } from '../../src/fhir/systems.js';
 import { openTestDb } from '../helpers/db.js';
 
@@ -58,7 +61,17 @@ function filesHolding(dir: string, needle: Buffer): string[] {
     .filter((f) => readFileSync(f).includes(needle));
 }
 
-// One browser and one gateway for the whole file; the demo traffic alone takes a while.
+/** The console as `npm run build` makes it, built here when its sources are newer. */
+function buildConsoleIfStale(): void {
+  const built = join(CONSOLE_ROOT, 'index.html');
+  if (!existsSync(built) || newest(join(ROOT, 'console')) > statSync(built).mtimeMs) {
+    execFileSync('npx', ['vite', 'build', '--config', 'console/vite.config.ts', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  }
+}
+
+const BROWSER_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// One browser and one gateway for each test; the demo traffic alone takes a while.
 t.setTimeout(300_000);
 
 if (!existsSync(CHROMIUM)) {
@@ -66,10 +79,7 @@ if (!existsSync(CHROMIUM)) {
   else t.plan(0, `${CHROMIUM} is missing (apt-get install -y chromium): console end-to-end test skipped`);
 } else {
   t.test('console end to end', async (t) => {
-    const built = join(CONSOLE_ROOT, 'index.html');
-    if (!existsSync(built) || newest(join(ROOT, 'console')) > statSync(built).mtimeMs) {
-      execFileSync('npx', ['vite', 'build', '--config', 'console/vite.config.ts', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
-    }
+    buildConsoleIfStale();
     const { chromium } = await import('playwright-core');
     mkdirSync(ARTIFACTS, { recursive: true });
     const spoolDir = mkdtempSync(join(tmpdir(), 'hl7-spool-'));
@@ -99,7 +109,7 @@ if (!existsSync(CHROMIUM)) {
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: BROWSER_ARGS,
       locale: 'zh-CN',
       timezoneId: TIME_ZONE,
       viewport: { width: 1400, height: 900 },
@@ -404,7 +414,7 @@ if (!existsSync(CHROMIUM)) {
     });
 
     await t.test('another browser locale: dates as that locale writes them, English by default', async (t) => {
-      const other = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+      const other = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BROWSER_ARGS });
       t.teardown(() => other.close());
       const context = await other.newContext({ locale: 'en-GB', timezoneId: TIME_ZONE, viewport: { width: 1400, height: 900 } });
       const p = await context.newPage();
@@ -451,5 +461,52 @@ if (!existsSync(CHROMIUM)) {
       t.ok(filesHolding(profile, Buffer.from(new URL(base).host)).length > 0, 'the profile on disk is read: it has the visits to the console');
       t.same(leftovers, [], 'no name, ID card number or record number in the browser profile on disk');
     });
+  });
+  t.test('right after start on an empty embedded store, as npm start runs it, every screen has something to show', async (t) => {
+    buildConsoleIfStale();
+    const { chromium } = await import('playwright-core');
+    const dataDir = mkdtempSync(join(tmpdir(), 'console-start-'));
+    const spoolDir = mkdtempSync(join(tmpdir(), 'hl7-spool-'));
+    const running = await start(loadConfig({ HOST: '127.0.0.1', PORT: '0', MLLP_PORT: '0', LOG_LEVEL: 'silent', DATA_DIR: dataDir, HL7_SPOOL_DIR: spoolDir }), createLogger('silent'));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BROWSER_ARGS });
+    t.teardown(async () => {
+      await browser.close();
+      await running.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(spoolDir, { recursive: true, force: true });
+    });
+    const page = await (await browser.newContext({ locale: 'zh-CN', timezoneId: TIME_ZONE, viewport: { width: 1400, height: 900 } })).newPage();
+    const login = async (clientId: string) => {
+      await page.getByTestId('login-form').waitFor();
+      await page.locator('input[name=clientId]').fill(clientId);
+      await page.locator('input[name=clientSecret]').fill(`${clientId}-secret`);
+      await page.locator('form[data-testid=login-form] button[type=submit]').click();
+      await page.getByTestId('who').waitFor();
+    };
+    await page.goto(`${running.address}/console/`);
+    await login('admin');
+    await page.getByTestId('feed-row').first().waitFor();
+    t.ok((await page.getByTestId('feed-row').count()) >= 5, 'feeds of several senders');
+    t.ok(await page.locator('[data-testid=throughput-chart] rect').count(), 'the throughput chart has bars');
+    await page.getByTestId('nav-dead-letters').click();
+    await page.getByTestId('dead-letter-row').first().waitFor();
+    t.equal(await page.getByTestId('dead-letter-row').count(), 1, 'the demo dead letter');
+    await page.getByTestId('nav-kpis').click();
+    for (const id of ['kpi-recognition', 'kpi-referrals', 'kpi-upload']) {
+      await page.locator(`[data-testid=${id}] svg rect`).first().waitFor({ timeout: 60_000 });
+      t.ok(await page.locator(`[data-testid=${id}] svg rect[height]:not([height="0"])`).count(), `${id} has bars`);
+    }
+    t.ok((await page.getByTestId('upload-institution').count()) >= 3, 'upload completeness of several institutions');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-start-kpis.png'), fullPage: true });
+    await page.getByTestId('nav-subscriptions').click();
+    await page.getByTestId('subscription-row').first().waitFor();
+    t.match(await page.getByTestId('subscription-row').first().textContent(), /regional-platform/, 'the demo subscriber');
+    await page.getByTestId('logout').click();
+    await login('auditor');
+    await page.getByTestId('nav-audit').click();
+    await page.locator('input[name=identifier]').fill(ZHOU_ID_CARD);
+    await page.locator('form.filters button[type=submit]').click();
+    await page.getByTestId('audit-entry').first().waitFor();
+    t.ok((await page.getByTestId('audit-entry').count()) > 10, 'the demo resident has an access history');
   });
 }
