@@ -1,8 +1,9 @@
 /**
  * The web console end to end, in headless Chromium (Debian `chromium`, driven by playwright-core)
  * against a gateway on the embedded store with the demo community and its sample traffic:
- * log in, open each screen, look at a dead letter (failing segment highlighted), replay it after
- * a mapping fix and see it leave the list, chart the KPIs by month and download their figures,
+ * log in, open each screen, see a stale feed highlighted, look at a dead letter (failing segment
+ * highlighted), replay after a mapping fix (one, the selected, all matching a filter) and see them
+ * leave the list, discard one with a reason, chart the KPIs by month and download their figures,
  * retry a subscription, find in the audit trail the access this test made to a resident's record
  * and its break-glass access flagged, switch the language while dates keep the browser's locale
  * (and follow another browser's), end the session by logout and by idle time (the gateway's and
