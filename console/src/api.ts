@@ -79,8 +79,9 @@ export function saveBlob(blob: Blob, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-export async function login(clientId: string, clientSecret: string): Promise<Session> {
-  const res = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clientId, clientSecret }) });
+/** Logs in as a registered client, or as an operator (a person acting as a client). */
+export async function login(credentials: Schemas['SessionLogin']): Promise<Session> {
+  const res = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(credentials) });
   if (!res.ok) throw new ApiError(res.status, 'login failed');
   return (await res.json()) as Session;
 }

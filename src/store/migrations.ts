@@ -476,6 +476,15 @@ CREATE INDEX dead_letter_closed ON dead_letter (closed_at) WHERE status <> 'new'
 CREATE INDEX subscription_event_created ON subscription_event (created);
 `,
   },
+  {
+    version: 17,
+    name: 'console operator accounts',
+    sql: `
+-- A console session opened by an operator (a person with a console login, acting as a client)
+-- names that operator, who is then the user of everything the session does.
+ALTER TABLE console_session ADD COLUMN operator text;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

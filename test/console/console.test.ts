@@ -9,7 +9,8 @@
  * (and follow another browser's), end the session by logout and by idle time (the gateway's and
  * the page's own timer). Nothing personal may be left in the browser: no storage, no cached
  * answer, nothing in its profile on disk. Then the gateway as `npm start` runs it, on an empty
- * embedded store: the demo community and its traffic give every screen something to show.
+ * embedded store: the demo community and its traffic give every screen something to show, and
+ * an operator logs in with her own account and is named in the audit trail.
  * Screenshots go to test/artifacts/.
  *
  * Without /usr/bin/chromium the test is skipped, except in CI (CI set), where that is a failure.
@@ -503,11 +504,25 @@ if (!existsSync(CHROMIUM)) {
     await page.getByTestId('subscription-row').first().waitFor();
     t.match(await page.getByTestId('subscription-row').first().textContent(), /regional-platform/, 'the demo subscriber');
     await page.getByTestId('logout').click();
-    await login('auditor');
+    // An auditor of the health bureau logs in with her own operator account.
+    await page.getByTestId('login-as-operator').click();
+    await page.locator('input[name=username]').fill('liming');
+    await page.locator('input[name=password]').fill('wrong');
+    await page.locator('form[data-testid=login-form] button[type=submit]').click();
+    await page.getByTestId('login-failed').waitFor();
+    await page.locator('input[name=password]').fill('liming-secret');
+    await page.locator('form[data-testid=login-form] button[type=submit]').click();
+    await page.getByTestId('who').waitFor();
+    t.match(await page.getByTestId('who').textContent(), /李明.*liming.*auditor/, 'the operator, by name, acting as the auditor client');
     await page.getByTestId('nav-audit').click();
     await page.locator('input[name=identifier]').fill(ZHOU_ID_CARD);
     await page.locator('form.filters button[type=submit]').click();
     await page.getByTestId('audit-entry').first().waitFor();
     t.ok((await page.getByTestId('audit-entry').count()) > 10, 'the demo resident has an access history');
+    // Her own search of the resident's history is in it, in her name.
+    await page.locator('form.filters button[type=submit]').click();
+    await page.getByTestId('audit-user').filter({ hasText: 'liming' }).first().waitFor();
+    t.match(await page.getByTestId('audit-entry').filter({ has: page.getByTestId('audit-user').filter({ hasText: 'liming' }) }).first().textContent(), /auditor/, 'the audit trail names the operator');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-start-operator-audit.png'), fullPage: false });
   });
 }
