@@ -524,5 +524,12 @@ if (!existsSync(CHROMIUM)) {
     await page.getByTestId('audit-user').filter({ hasText: 'liming' }).first().waitFor();
     t.match(await page.getByTestId('audit-entry').filter({ has: page.getByTestId('audit-user').filter({ hasText: 'liming' }) }).first().textContent(), /auditor/, 'the audit trail names the operator');
     await page.screenshot({ path: join(ARTIFACTS, 'console-start-operator-audit.png'), fullPage: false });
+    // A member institution's client sees the upload completeness of its own institution only.
+    await page.getByTestId('logout').click();
+    await page.getByTestId('login-as-client').click();
+    await login('township1-his');
+    await page.getByTestId('nav-kpis').click();
+    await page.getByTestId('upload-institution').first().waitFor();
+    t.same(await page.locator('[data-testid=upload-institution] h4').allTextContents(), ['青山县城关镇卫生院'], 'the township sees its own figures');
   });
 }

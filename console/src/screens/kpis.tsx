@@ -5,7 +5,7 @@
  */
 import type { ReactNode } from 'react';
 import type { Parameters } from '@medplum/fhirtypes';
-import { getJson, num, param } from '../api';
+import { ApiError, getJson, num, param } from '../api';
 import { BarChart } from '../chart';
 import { downloadCsv } from '../csv';
 import { fmt, useT, type Key } from '../i18n';
@@ -167,9 +167,15 @@ function Upload() {
   const months = lastMonths(12);
   const loaded = useLoad(async () => {
     const names = await institutionNames();
-    return Promise.all(
+    const all = await Promise.all(
       [...names].map(async ([uscc, name]) => {
-        const p = await getJson<Parameters>(`/fhir/$upload-stats?institution=${encodeURIComponent(uscc)}&start=${months[0].key}&end=${months[months.length - 1].key}`);
+        const url = `/fhir/$upload-stats?institution=${encodeURIComponent(uscc)}&start=${months[0].key}&end=${months[months.length - 1].key}`;
+        // A member institution's client sees its own figures only: the others are left out.
+        const p = await getJson<Parameters>(url).catch((e: unknown) => {
+          if (e instanceof ApiError && e.status === 403) return undefined;
+          throw e;
+        });
+        if (p === undefined) return undefined;
         const byMonth = new Map((p.parameter ?? []).filter((x) => x.name === 'month').map((x) => [param(x.part, 'period')?.valueString, x.part]));
         return {
           uscc,
@@ -182,6 +188,7 @@ function Upload() {
         };
       }),
     );
+    return all.filter((i) => i !== undefined);
   }, []);
   return (
     <KpiCard
