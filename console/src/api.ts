@@ -1,7 +1,23 @@
 /**
  * Calls to the gateway with the console session: the browser sends the httpOnly session cookie
  * by itself and the X-Console header that the gateway requires with it. No token is ever held.
+ * The gateway's own payloads are typed from openapi/gateway.yaml (src/openapi/types.ts), FHIR
+ * resources by @medplum/fhirtypes.
  */
+import type { ParametersParameter } from '@medplum/fhirtypes';
+import type { components } from '../../src/openapi/types';
+
+type Schemas = components['schemas'];
+export type Session = Schemas['SessionInfo'];
+export type FeedReport = Schemas['FeedReport'];
+export type Feed = Schemas['Feed'];
+export type DeadLetter = Schemas['DeadLetter'];
+export type DeadLetterDetail = Schemas['DeadLetterDetail'];
+export type DeadLetterPage = Schemas['DeadLetterPage'];
+export type ReplayResult = Schemas['ReplayResult'];
+export type ReplayBatch = Schemas['ReplayBatch'];
+export type SubscriptionDelivery = Schemas['SubscriptionDelivery'];
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -63,17 +79,9 @@ export function saveBlob(blob: Blob, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-export interface Session {
-  clientId: string;
-  name: string;
-  role?: string;
-  institution?: string;
-  scopes: string[];
-  idleMinutes: number;
-}
-
-export async function login(clientId: string, clientSecret: string): Promise<Session> {
-  const res = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clientId, clientSecret }) });
+/** Logs in as a registered client, or as an operator (a person acting as a client). */
+export async function login(credentials: Schemas['SessionLogin']): Promise<Session> {
+  const res = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(credentials) });
   if (!res.ok) throw new ApiError(res.status, 'login failed');
   return (await res.json()) as Session;
 }
@@ -87,25 +95,12 @@ export async function logout(): Promise<void> {
   await fetch('/auth/session', { method: 'DELETE', credentials: 'same-origin', headers: { 'X-Console': '1' } }).catch(() => undefined);
 }
 
-/** A FHIR Parameters value by name. */
-export interface FhirParameter {
-  name: string;
-  valueInteger?: number;
-  valueDecimal?: number;
-  valueString?: string;
-  valueCode?: string;
-  valueBoolean?: boolean;
-  valueMoney?: { value?: number };
-  valueIdentifier?: { value?: string };
-  valueCoding?: { code?: string; display?: string };
-  part?: FhirParameter[];
-}
-
-export function param(list: FhirParameter[] | undefined, name: string): FhirParameter | undefined {
+/** A Parameters value (or part) by name. */
+export function param(list: ParametersParameter[] | undefined, name: string): ParametersParameter | undefined {
   return list?.find((p) => p.name === name);
 }
 
-export function num(list: FhirParameter[] | undefined, name: string): number {
+export function num(list: ParametersParameter[] | undefined, name: string): number {
   const p = param(list, name);
   return p?.valueInteger ?? p?.valueDecimal ?? p?.valueMoney?.value ?? 0;
 }

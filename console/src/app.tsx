@@ -27,36 +27,52 @@ function routeOf(hash: string): string {
 
 function Login({ onLogin, ended }: { onLogin: (s: Session) => void; ended: boolean }) {
   const t = useT();
-  const [clientId, setClientId] = useState('');
+  // An operator (a person's login) or a registered OAuth2 client.
+  const [asOperator, setAsOperator] = useState(false);
+  const [id, setId] = useState('');
   const [secret, setSecret] = useState('');
   const [failed, setFailed] = useState(false);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setFailed(false);
     try {
-      const s = await login(clientId, secret);
+      const s = await login(asOperator ? { username: id, password: secret } : { clientId: id, clientSecret: secret });
       setSecret('');
       onLogin(s);
     } catch {
       setFailed(true);
     }
   };
+  const switchTo = (operator: boolean) => {
+    setAsOperator(operator);
+    setId('');
+    setSecret('');
+    setFailed(false);
+  };
   return (
     <form className="login panel" onSubmit={(e) => void submit(e)} method="post" autoComplete="off" data-testid="login-form">
       <h2>{t('login')}</h2>
       {ended && <p className="warn">{t('sessionEnded')}</p>}
-      <p className="muted">{t('loginHint')}</p>
+      <p className="tabs" role="tablist">
+        <button type="button" role="tab" aria-selected={!asOperator} className={asOperator ? '' : 'active'} onClick={() => switchTo(false)} data-testid="login-as-client">
+          {t('asClient')}
+        </button>
+        <button type="button" role="tab" aria-selected={asOperator} className={asOperator ? 'active' : ''} onClick={() => switchTo(true)} data-testid="login-as-operator">
+          {t('asOperator')}
+        </button>
+      </p>
+      <p className="muted">{t(asOperator ? 'operatorHint' : 'loginHint')}</p>
       <label>
-        {t('clientId')}
-        <input name="clientId" value={clientId} onChange={(e) => setClientId(e.target.value)} required autoComplete="username" />
+        {t(asOperator ? 'username' : 'clientId')}
+        <input name={asOperator ? 'username' : 'clientId'} value={id} onChange={(e) => setId(e.target.value)} required autoComplete="username" />
       </label>
       <label>
-        {t('clientSecret')}
-        <input name="clientSecret" type="password" value={secret} onChange={(e) => setSecret(e.target.value)} required autoComplete="current-password" />
+        {t(asOperator ? 'password' : 'clientSecret')}
+        <input name={asOperator ? 'password' : 'clientSecret'} type="password" value={secret} onChange={(e) => setSecret(e.target.value)} required autoComplete="current-password" />
       </label>
       {failed && (
         <p className="warn" data-testid="login-failed">
-          {t('loginFailed')}
+          {t(asOperator ? 'operatorLoginFailed' : 'loginFailed')}
         </p>
       )}
       <button type="submit">{t('login')}</button>
@@ -148,7 +164,7 @@ export function App() {
           {session && (
             <>
               <span data-testid="who">
-                {t('loggedInAs')}: {session.name} ({session.clientId})
+                {session.operator ? `${t('operator')}: ${session.name} (${session.operator} · ${session.clientId})` : `${t('loggedInAs')}: ${session.name} (${session.clientId})`}
               </span>
               <button onClick={() => void doLogout()} data-testid="logout">
                 {t('logout')}

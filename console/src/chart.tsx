@@ -1,6 +1,6 @@
 /**
  * Small SVG charts: grouped bars with optional lines (targets), and a sparkline. Enough for the
- * console's figures without a charting library.
+ * console's figures without a charting library; every chart of the console is one of these.
  */
 export interface Series {
   label: string;
@@ -10,19 +10,32 @@ export interface Series {
   line?: boolean;
 }
 
-export function BarChart({ labels, series, height = 220, testId }: { labels: string[]; series: Series[]; height?: number; testId?: string }) {
-  const width = Math.max(360, labels.length * 56 + 60);
+/** Grid lines at round values (1, 2 or 5 × a power of ten) from 0 to at least `top`. */
+export function niceTicks(top: number, count = 5): number[] {
+  const raw = Math.max(top, 1e-9) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((f) => f * power).find((s) => s >= raw) ?? raw;
+  const n = Math.ceil(top / step - 1e-9);
+  return Array.from({ length: n + 1 }, (_, i) => Math.round(i * step * 1e6) / 1e6);
+}
+
+/**
+ * Grouped bars by label, with lines (targets) over them. A value left undefined draws no bar (no
+ * figure that month) and breaks the line. `max` fixes the top of the scale (100 for percentages).
+ */
+export function BarChart({ labels, series, height = 220, max, testId }: { labels: string[]; series: Series[]; height?: number; max?: number; testId?: string }) {
+  const width = Math.max(360, labels.length * 44 + 60);
   const pad = { left: 44, right: 12, top: 12, bottom: 36 };
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined));
-  const max = Math.max(1, ...all) * 1.1;
+  const ticks = niceTicks(max ?? Math.max(1, ...all));
+  const top = ticks[ticks.length - 1];
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
   const step = innerW / Math.max(1, labels.length);
   const bars = series.filter((s) => !s.line);
   const lines = series.filter((s) => s.line);
   const barW = Math.max(3, (step * 0.8) / Math.max(1, bars.length));
-  const y = (v: number) => pad.top + innerH - (v / max) * innerH;
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(max * f * 10) / 10);
+  const y = (v: number) => pad.top + innerH - (Math.min(v, top) / top) * innerH;
   return (
     <figure className="chart" data-testid={testId}>
       <svg viewBox={`0 0 ${width} ${height}`} width="100%" role="img">
@@ -37,7 +50,8 @@ export function BarChart({ labels, series, height = 220, testId }: { labels: str
         {labels.map((l, i) => (
           <g key={l + i}>
             {bars.map((s, j) => {
-              const v = s.values[i] ?? 0;
+              const v = s.values[i];
+              if (v === undefined) return null;
               return (
                 <rect key={s.label} x={pad.left + i * step + step * 0.1 + j * barW} y={y(v)} width={barW - 1} height={Math.max(0, pad.top + innerH - y(v))} fill={s.color}>
                   <title>{`${l} · ${s.label}: ${v}`}</title>

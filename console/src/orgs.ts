@@ -1,15 +1,12 @@
 /** Names of the member institutions by USCC, for labels (read once per session when allowed). */
+import type { Bundle, Organization } from '@medplum/fhirtypes';
 import { getJson } from './api';
 
 const USCC = 'https://fhir.county-hie.cn/sid/uscc';
 let cache: Promise<Map<string, string>> | undefined;
 
-interface OrgBundle {
-  entry?: { resource?: { name?: string; identifier?: { system?: string; value?: string }[] } }[];
-}
-
 export function institutionNames(): Promise<Map<string, string>> {
-  cache ??= getJson<OrgBundle>('/fhir/Organization?_count=200&_elements=name,identifier').then(
+  cache ??= getJson<Bundle<Organization>>('/fhir/Organization?_count=200&_elements=name,identifier').then(
     (b) => {
       const m = new Map<string, string>();
       for (const e of b.entry ?? []) {

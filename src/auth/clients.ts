@@ -4,8 +4,11 @@
  * start-up with a message naming the entry and the field.
  *
  * File shape: `{ "clients": [ { clientId, name, institution?, scopes, secretHash?, jwks?, role?,
- * subordinates?, disabled?, comment? } ] }`. Secrets are stored only as scrypt hashes
- * (scripts/hash-secret.ts); `jwks` holds the public keys of a private_key_jwt client.
+ * subordinates?, disabled?, comment? } ], "operators"?: [ { username, name, client, secretHash,
+ * disabled?, comment? } ] }`. Secrets are stored only as scrypt hashes (scripts/hash-secret.ts);
+ * `jwks` holds the public keys of a private_key_jwt client. An operator is a person who logs in
+ * to the web console with a username and password and acts as the named client, recorded by name
+ * as the user of everything the session does.
  */
 import { describeRegistryError, USCC_HINT, type RegistryShape } from '../registry-errors.js';
 import { readFile } from 'node:fs/promises';
@@ -39,9 +42,21 @@ export interface Client {
   readonly disabled?: boolean;
 }
 
+/** A person with a console login, acting as one registered client. */
+export interface Operator {
+  readonly username: string;
+  readonly name: string;
+  /** The client the operator acts as (its role, institution and scopes). */
+  readonly client: string;
+  readonly secretHash: string;
+  /** A disabled operator cannot log in. */
+  readonly disabled?: boolean;
+}
+
 export interface ClientRegistry {
   get(clientId: string): Client | undefined;
   readonly clients: readonly Client[];
+  operator(username: string): Operator | undefined;
 }
 
 export class ClientsFileError extends Error {
@@ -92,6 +107,22 @@ const FILE_SCHEMA = {
         },
       },
     },
+    operators: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['username', 'name', 'client', 'secretHash'],
+        additionalProperties: false,
+        properties: {
+          username: { type: 'string', pattern: CLIENT_ID_PATTERN },
+          name: { type: 'string', minLength: 1 },
+          client: { type: 'string', pattern: CLIENT_ID_PATTERN },
+          secretHash: { type: 'string', pattern: SECRET_HASH_PATTERN },
+          disabled: { type: 'boolean' },
+          comment: { type: 'string' },
+        },
+      },
+    },
   },
 } as const;
 
@@ -100,6 +131,7 @@ const validateFile = ajv.compile(FILE_SCHEMA);
 
 interface RawFile {
   clients: Array<Client & { comment?: string; scopes: string[] }>;
+  operators?: Array<Operator & { comment?: string }>;
 }
 
 function entryName(data: unknown, index: number): string {
@@ -166,9 +198,21 @@ export async function parseClients(data: unknown, source: string): Promise<Clien
     const { comment: _comment, ...rest } = c;
     byId.set(c.clientId, Object.freeze({ ...rest, scopes: Object.freeze([...new Set(scopes)]) }));
   }
+  const operators = new Map<string, Operator>();
+  for (const [i, o] of (raw.operators ?? []).entries()) {
+    const where = `operator #${i} ("${o.username}")`;
+    if (operators.has(o.username)) problems.push(`${where} repeats the username of an earlier operator`);
+    const client = byId.get(o.client);
+    if (!client) problems.push(`${where}, field "client" "${o.client}" is not a registered client`);
+    else if (client.role === 'resident') problems.push(`${where}, field "client" "${o.client}" is a resident app; an operator acts as a system client`);
+    const parsed = parseSecretHash(o.secretHash);
+    if (typeof parsed === 'string') problems.push(`${where}, field "secretHash" ${parsed}`);
+    const { comment: _comment, ...rest } = o;
+    operators.set(o.username, Object.freeze(rest));
+  }
   if (problems.length > 0) throw new ClientsFileError(source, problems);
   const clients = Object.freeze([...byId.values()]);
-  return { get: (id) => byId.get(id), clients };
+  return { get: (id) => byId.get(id), clients, operator: (username) => operators.get(username) };
 }
 
 /** Reads and validates a clients file. */

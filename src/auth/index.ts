@@ -36,7 +36,7 @@ export { grantScopes, normalizeScope, parseScope } from './scopes.js';
 export { CLIENT_ASSERTION_TYPE, createJtiStore, type JtiStore } from './assertion.js';
 export { OAuthError, type OAuthErrorCode } from './oauth-error.js';
 export { TOKEN_PATH } from './token-endpoint.js';
-export { SESSION_PATH, SESSION_COOKIE, CONSOLE_HEADER, cookieValue, type SessionInfo, type SessionStore } from './session.js';
+export { SESSION_PATH, SESSION_COOKIE, CONSOLE_HEADER, cookieValue, type SessionInfo, type SessionOwner, type SessionStore } from './session.js';
 
 /** Who is calling, set on every authenticated request. */
 export interface AuthInfo {
@@ -48,8 +48,10 @@ export interface AuthInfo {
   readonly role?: string;
   /** The client may also write for the institutions under its own. */
   readonly subordinates?: boolean;
-  /** End user named by the calling system in `X-User-Id`. */
+  /** End user named by the calling system in `X-User-Id`, or the operator of a console session. */
   readonly userId?: string;
+  /** The console session was opened by this operator (a person's login), who is its user. */
+  readonly operator?: string;
   /** The resident a patient-facing app's token acts for (Patient id). */
   readonly patient?: string;
 }
@@ -197,15 +199,19 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
 
   /** A console request: the session cookie stands for the client's token (all its scopes). */
   const fromSession = async (req: FastifyRequest, reply: FastifyReply, id: string): Promise<FastifyReply | undefined> => {
+    // What the console is shown is personal data: no browser or proxy cache may keep any answer.
+    void reply.header('cache-control', 'no-store');
     if (req.headers[CONSOLE_HEADER] !== '1') {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', `A console session cookie is accepted only with the header ${CONSOLE_HEADER}: 1`, `Bearer realm="${REALM}"`);
     }
-    const clientId = await sessions.touch(id);
-    const client = clientId === undefined ? undefined : clients.get(clientId);
-    if (!client || client.disabled) {
+    const owner = await sessions.touch(id);
+    const client = owner === undefined ? undefined : clients.get(owner.clientId);
+    const operator = owner?.operator === undefined ? undefined : clients.operator(owner.operator);
+    if (!client || client.disabled || (owner?.operator !== undefined && (!operator || operator.disabled || operator.client !== client.clientId))) {
       return deny(reply, 'GW_ERR_UNAUTHORIZED', 'The console session has ended (logout, idle time or its maximum length): log in again', `Bearer realm="${REALM}"`);
     }
-    const userId = userIdOf(req.headers['x-user-id']);
+    // An operator's session is that person's: no header names another user.
+    const userId = operator ? operator.username : userIdOf(req.headers['x-user-id']);
     req.auth = {
       clientId: client.clientId,
       ...(client.institution ? { institution: client.institution } : {}),
@@ -213,6 +219,7 @@ async function auth(app: FastifyInstance, opts: AuthPluginOptions): Promise<void
       ...(client.role ? { role: client.role } : {}),
       ...(client.subordinates ? { subordinates: true } : {}),
       ...(userId ? { userId } : {}),
+      ...(operator ? { operator: operator.username } : {}),
     };
     return undefined;
   };

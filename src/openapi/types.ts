@@ -115,8 +115,8 @@ export interface paths {
         get: operations["getConsoleSession"];
         put?: never;
         /**
-         * Log the console in with a client's id and secret (audited)
-         * @description Opens a server-side session for the client and sets the `hie_console` cookie (httpOnly, SameSite=Strict, Secure over https). The session ends at logout, after `CONSOLE_IDLE_MINUTES` without a request, and `CONSOLE_SESSION_HOURS` after login.
+         * Log the console in with a client's id and secret, or an operator's username and password (audited)
+         * @description Opens a server-side session for the client and sets the `hie_console` cookie (httpOnly, SameSite=Strict, Secure over https). An operator (clients file `operators`) is a person who acts as a registered client and is the user named in the audit trail of everything the session does. The session ends at logout, after `CONSOLE_IDLE_MINUTES` without a request, and `CONSOLE_SESSION_HOURS` after login.
          */
         post: operations["openConsoleSession"];
         /** Log out (audited); the cookie is cleared */
@@ -542,10 +542,18 @@ export interface components {
         SessionLogin: {
             clientId: string;
             clientSecret: string;
+        } | {
+            /** @description An operator of the clients file. */
+            username: string;
+            password: string;
         };
         SessionInfo: {
+            /** @description The client the session acts as. */
             clientId: string;
+            /** @description The operator's name when an operator logged in, else the client's. */
             name: string;
+            /** @description The operator's username, when an operator logged in. */
+            operator?: string;
             role?: string;
             /** @description USCC of the client's member institution. */
             institution?: string;
@@ -816,14 +824,14 @@ export interface operations {
                     "application/json": components["schemas"]["SessionInfo"];
                 };
             };
-            /** @description The body is not `{ clientId, clientSecret }`. */
+            /** @description The body is neither `{ clientId, clientSecret }` nor `{ username, password }`. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Unknown client, wrong secret or disabled client (audited). */
+            /** @description Unknown client or operator, wrong secret or password, or disabled (audited). */
             401: {
                 headers: {
                     [name: string]: unknown;

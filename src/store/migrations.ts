@@ -497,6 +497,15 @@ CREATE UNIQUE INDEX subscription_event_number ON subscription_event (subscriptio
 CREATE INDEX subscription_event_unnumbered ON subscription_event (subscription_id, seq) WHERE event_number IS NULL;
 `,
   },
+  {
+    version: 17,
+    name: 'console operator accounts',
+    sql: `
+-- A console session opened by an operator (a person with a console login, acting as a client)
+-- names that operator, who is then the user of everything the session does.
+ALTER TABLE console_session ADD COLUMN operator text;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */

@@ -57,6 +57,35 @@ t.test('the demo clients', async (t) => {
   }
 });
 
+t.test('the demo operators act as the admin and auditor clients', async (t) => {
+  const registry = await loadClients(DEMO_CLIENTS_URL);
+  for (const [username, client] of [
+    ['zhangwei', 'admin'],
+    ['liming', 'auditor'],
+  ]) {
+    const o = registry.operator(username);
+    t.equal(o?.client, client, `${username} acts as ${client}`);
+    t.ok(await verifySecret(`${username}-secret`, o?.secretHash), `${username}'s demo password is ${username}-secret`);
+  }
+  t.equal(registry.operator('admin'), undefined, 'a client is not an operator');
+});
+
+t.test('a bad operator fails loading with a message naming the operator and the field', async (t) => {
+  const secretHash = await hashSecret('a-good-secret-1', FAST);
+  const clients = [
+    { clientId: 'admin', name: 'Admin', role: 'admin', scopes: ['system/*.cruds'], secretHash },
+    { clientId: 'app', name: 'App', role: 'resident', scopes: ['patient/*.rs'], secretHash },
+  ];
+  const ok = { username: 'zhangwei', name: '张伟', client: 'admin', secretHash };
+  t.same(await problemsOf({ clients, operators: [ok] }), []);
+  t.match(await problemsOf({ clients, operators: [{ ...ok, client: 'nobody' }] }), [/operator #0 \("zhangwei"\), field "client" "nobody" is not a registered client/]);
+  t.match(await problemsOf({ clients, operators: [{ ...ok, client: 'app' }] }), [/field "client" "app" is a resident app/]);
+  t.match(await problemsOf({ clients, operators: [ok, ok] }), [/operator #1 \("zhangwei"\) repeats the username/]);
+  t.match(await problemsOf({ clients, operators: [{ ...ok, secretHash: secretHash.replace('$1024$', '$1000$') }] }), [/operator #0 \("zhangwei"\), field "secretHash" has N=1000/]);
+  t.match(await problemsOf({ clients, operators: [{ ...ok, password: 'x' }] }), [/operators\/0 has unknown field "password"/], 'a password in clear is refused');
+  t.match(await problemsOf({ clients, operators: [{ ...ok, secretHash: undefined }] }), [/operators\/0 lacks required field "secretHash"/]);
+});
+
 t.test('without CLIENTS_FILE the demo clients are used, with a warning', async (t) => {
   const warnings: string[] = [];
   const registry = await loadConfiguredClients({ clientsFile: undefined }, { warn: (_o, msg) => warnings.push(msg) });

@@ -1,6 +1,8 @@
 /**
  * $upload-stats: the figures equal those computed here from the input files (rows received, fields
- * filled), per resource type and feed; institutions see only their own figures.
+ * filled), per resource type and feed; the totals are those of the feeds; the month-by-month form
+ * (start, end) gives each month the figures its own period gives; institutions see only their own
+ * figures.
  */
 import t from 'tap';
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
@@ -28,7 +30,7 @@ function parseCsv(text: string): Record<string, string>[] {
   return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
 }
 
-function feedOf(p: Parameters, type: string, feed: string): Record<string, unknown> | undefined {
+function feedOf(p: Pick<Parameters, 'parameter'>, type: string, feed: string): Record<string, unknown> | undefined {
   const f = p.parameter?.find((x) => x.name === 'feed' && x.part?.some((y) => y.name === 'resourceType' && y.valueCode === type) && x.part.some((y) => y.name === 'feed' && y.valueString === feed));
   if (!f) return undefined;
   const out: Record<string, unknown> = { fields: {} as Record<string, number> };
@@ -83,6 +85,49 @@ for (const backend of BACKENDS) {
     t.same(obs?.fields, oFields);
     t.equal(obs?.complete, 0);
     t.equal(obs?.completeness, Math.round((10000 * Object.values(oFields).reduce((a, b) => a + b, 0)) / (6 * labs.length)) / 100);
+
+    // Totals: the sums of the feeds; completeness = fields present / fields expected over every feed.
+    const feeds = (stats.parameter ?? []).filter((p) => p.name === 'feed').map((p) => p.part as ParametersParameter[]);
+    const partOf = (parts: ParametersParameter[] | undefined, name: string) => parts?.find((x) => x.name === name);
+    const intOf = (parts: ParametersParameter[] | undefined, name: string) => partOf(parts, name)?.valueInteger ?? NaN;
+    const fieldCounts = feeds.map((f) => f.filter((x) => x.name === 'field').map((x) => x.part?.[1].valueInteger ?? 0));
+    const present = fieldCounts.flat().reduce((a, b) => a + b, 0);
+    const expected = feeds.reduce((a, f, i) => a + intOf(f, 'received') * fieldCounts[i].length, 0);
+    t.ok(feeds.length >= 2, 'several feeds');
+    t.equal(intOf(stats.parameter, 'received'), feeds.reduce((a, f) => a + intOf(f, 'received'), 0), 'received in total');
+    t.equal(intOf(stats.parameter, 'complete'), feeds.reduce((a, f) => a + intOf(f, 'complete'), 0), 'complete in total');
+    t.equal(partOf(stats.parameter, 'completeness')?.valueDecimal, Math.round((10000 * present) / expected) / 100, 'completeness over every feed');
+
+    // Month by month: the month before (nothing) and this month (the same as its own period).
+    const [y, m] = period.split('-').map(Number);
+    const before = `${m === 1 ? y - 1 : y}-${String(m === 1 ? 12 : m - 1).padStart(2, '0')}`;
+    const monthly = await app.inject({ url: `/fhir/$upload-stats?institution=${TOWNSHIP}&start=${before}&end=${period}`, headers: township });
+    t.equal(monthly.statusCode, 200, monthly.body.slice(0, 300));
+    const months = (monthly.json<Parameters>().parameter ?? []).filter((p) => p.name === 'month').map((p) => p.part as ParametersParameter[]);
+    t.same(months.map((x) => partOf(x, 'period')?.valueString), [before, period], 'one month each, oldest first');
+    t.same(months[0].filter((x) => x.name !== 'period'), [{ name: 'received', valueInteger: 0 }, { name: 'complete', valueInteger: 0 }, { name: 'completeness', valueDecimal: 0 }], 'nothing the month before');
+    t.same(months[1].filter((x) => x.name !== 'period'), (stats.parameter ?? []).filter((x) => x.name !== 'institution' && x.name !== 'period'), 'this month as its own period gives it');
+    const monthlyPost = await app.inject({
+      method: 'POST',
+      url: '/fhir/$upload-stats',
+      headers: { ...township, 'content-type': 'application/fhir+json' },
+      payload: { resourceType: 'Parameters', parameter: [{ name: 'start', valueString: period }, { name: 'end', valueString: period }] },
+    });
+    t.same(monthlyPost.json<Parameters>().parameter?.[1], monthly.json<Parameters>().parameter?.[2], 'POST with Parameters, for the client\'s own institution');
+    for (const [query, expression] of [
+      [`start=${period}`, 'end'],
+      [`end=${period}`, 'start'],
+      [`period=${period}&start=${period}&end=${period}`, 'period'],
+      [`start=${period}&end=${before}`, 'end'],
+      ['start=2024-01&end=2026-01', 'end'],
+      ['start=2026-13&end=2027-01', 'start'],
+      ['start=2026&end=2026-02', 'start'],
+    ]) {
+      const bad = await app.inject({ url: `/fhir/$upload-stats?${query}`, headers: township });
+      t.equal(bad.statusCode, 400, query);
+      t.match(bad.json(), { issue: [{ expression: [expression] }] }, `${query}: names ${expression}`);
+    }
+    t.equal((await app.inject({ url: `/fhir/$upload-stats?institution=${TOWNSHIP}&start=${before}&end=${period}`, headers: await as('township2-his') })).statusCode, 403, 'month by month, another township may not see them either');
 
     const other = await app.inject({ url: `/fhir/$upload-stats?institution=${TOWNSHIP}&period=${period}`, headers: await as('township2-his') });
     t.equal(other.statusCode, 403, 'another township may not see these figures');

@@ -4,7 +4,8 @@
  * verification; NDJSON export of the date range.
  */
 import { useState, type FormEvent } from 'react';
-import { download, getJson, type FhirParameter } from '../api';
+import type { AuditEvent, Bundle, Parameters } from '@medplum/fhirtypes';
+import { download, getJson } from '../api';
 import { fmt, useT, type Key } from '../i18n';
 import { Status, useLoad } from '../load';
 
@@ -12,29 +13,6 @@ const ID_CARD = 'urn:oid:2.16.156.10011.1.3';
 const CLIENT_SYSTEM = 'urn:county-hie:client';
 const USER_SYSTEM = 'urn:county-hie:user';
 const USCC = 'https://fhir.county-hie.cn/sid/uscc';
-
-interface Coding {
-  system?: string;
-  code?: string;
-  display?: string;
-}
-
-interface AuditEvent {
-  id: string;
-  recorded: string;
-  action?: string;
-  outcome?: string;
-  outcomeDesc?: string;
-  subtype?: Coding[];
-  purposeOfEvent?: { coding?: Coding[] }[];
-  agent?: { who?: { identifier?: { system?: string; value?: string } } }[];
-  entity?: { what?: { reference?: string } }[];
-}
-
-interface Bundle {
-  entry?: { resource: AuditEvent }[];
-  link?: { relation: string; url: string }[];
-}
 
 function who(e: AuditEvent, system: string): string | undefined {
   return e.agent?.find((a) => a.who?.identifier?.system === system)?.who?.identifier?.value;
@@ -49,19 +27,31 @@ export function isBreakGlass(e: AuditEvent): boolean {
   return (e.subtype ?? []).some((c) => c.code === 'break-glass') || (e.purposeOfEvent ?? []).some((p) => p.coding?.some((c) => c.code === 'BTG'));
 }
 
-const today = () => new Date().toISOString().slice(0, 10);
+const pad = (n: number) => String(n).padStart(2, '0');
+/** Today in the browser's calendar, as a date field holds it. */
+const today = () => {
+  const d = new Date();
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+};
+
+/** Midnight starting a day of a date field (plus `days`), in the browser's time zone, as an instant. */
+export function startOfDay(day: string, days = 0): string {
+  const d = new Date(`${day}T00:00:00`);
+  d.setDate(d.getDate() + days);
+  return d.toISOString();
+}
 
 export function Audit() {
   const t = useT();
   const [form, setForm] = useState({ system: ID_CARD, identifier: '', client: '', institution: '', from: '', to: '', action: '' });
   const [query, setQuery] = useState<{ text: string; asked: number } | undefined>();
-  const [pages, setPages] = useState<Bundle[]>([]);
+  const [pages, setPages] = useState<Bundle<AuditEvent>[]>([]);
   const [verify, setVerify] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
 
   const loaded = useLoad(async () => {
     if (query === undefined) return undefined;
-    const first = await getJson<Bundle>(`/fhir/AuditEvent?${query.text}`);
+    const first = await getJson<Bundle<AuditEvent>>(`/fhir/AuditEvent?${query.text}`);
     setPages([first]);
     return first;
   }, [query]);
@@ -77,8 +67,9 @@ export function Audit() {
     }
     if (form.client.trim()) p.set('agent', form.client.trim());
     if (form.institution.trim()) p.set('institution', form.institution.trim());
-    if (form.from) p.append('date', `ge${form.from}`);
-    if (form.to) p.append('date', `le${form.to}`);
+    // The days as the operator's calendar has them, not as UTC days.
+    if (form.from) p.append('date', `ge${startOfDay(form.from)}`);
+    if (form.to) p.append('date', `lt${startOfDay(form.to, 1)}`);
     if (form.action) p.set('action', form.action);
     p.set('_count', '50');
     p.set('_sort', '-date');
@@ -91,7 +82,7 @@ export function Audit() {
     if (!next) return;
     const u = new URL(next);
     try {
-      const page = await getJson<Bundle>(`/fhir/AuditEvent${u.search}`);
+      const page = await getJson<Bundle<AuditEvent>>(`/fhir/AuditEvent${u.search}`);
       setPages([...pages, page]);
     } catch (e) {
       setError((e as Error).message);
@@ -101,7 +92,7 @@ export function Audit() {
   const runVerify = async () => {
     setVerify(undefined);
     try {
-      const p = await getJson<{ parameter?: FhirParameter[] }>('/fhir/AuditEvent/$verify');
+      const p = await getJson<Parameters>('/fhir/AuditEvent/$verify');
       const ok = p.parameter?.find((x) => x.name === 'result')?.valueBoolean;
       const checked = p.parameter?.find((x) => x.name === 'checked');
       const broken = p.parameter?.find((x) => x.name === 'firstBroken')?.part;
@@ -120,13 +111,16 @@ export function Audit() {
     const start = form.from || today();
     const end = form.to || today();
     try {
-      await download(`/fhir/AuditEvent/$export?start=${start}&end=${end}`, `audit-${start}-${end}.ndjson`);
+      // From the first day's midnight to the last instant of the last day, in the browser's time zone.
+      const last = new Date(Date.parse(startOfDay(end, 1)) - 1).toISOString();
+      const range = new URLSearchParams({ start: startOfDay(start), end: last });
+      await download(`/fhir/AuditEvent/$export?${range.toString()}`, `audit-${start}-${end}.ndjson`);
     } catch (e) {
       setError((e as Error).message);
     }
   };
 
-  const events = pages.flatMap((p) => (p.entry ?? []).map((e) => e.resource));
+  const events = pages.flatMap((p) => (p.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
   const days = new Map<string, AuditEvent[]>();
   for (const e of events) {
     const day = fmt.date(e.recorded);
@@ -202,7 +196,11 @@ export function Audit() {
                     <time dateTime={e.recorded}>{fmt.dateTime(e.recorded)}</time>
                     <span className="badge">{e.action ? t(`action${e.action}` as Key) : ''}</span>
                     <strong>{subtypeOf(e)}</strong>
-                    {isBreakGlass(e) && <span className="badge warn-badge">{t('breakGlass')}</span>}
+                    {isBreakGlass(e) && (
+                      <span className="badge warn-badge" data-testid="break-glass">
+                        {t('breakGlass')}
+                      </span>
+                    )}
                     <span>
                       {t('client')}: <code data-testid="audit-client">{who(e, CLIENT_SYSTEM) ?? '—'}</code>
                     </span>

@@ -3,38 +3,9 @@
  * segment and field highlighted, replay one, several or all matching, discard with a reason.
  */
 import { useState, type FormEvent } from 'react';
-import { getJson, postJson } from '../api';
+import { getJson, postJson, type DeadLetter, type DeadLetterDetail, type DeadLetterPage, type ReplayBatch, type ReplayResult } from '../api';
 import { fmt, useT } from '../i18n';
 import { Status, useLoad } from '../load';
-
-interface DeadLetter {
-  id: number;
-  receivedAt: string;
-  channel: string;
-  sender?: string;
-  messageType?: string;
-  controlId?: string;
-  charset?: string;
-  ackCode: string;
-  errorCode: string;
-  errorText: string;
-  errorLocation?: string;
-  status: 'new' | 'replayed' | 'discarded';
-  attempts: number;
-  replayResult?: string;
-  discardReason?: string;
-}
-
-interface Detail extends DeadLetter {
-  message: string;
-}
-
-interface ReplayResult {
-  id: number;
-  outcome: string;
-  ack: string;
-  errorText?: string;
-}
 
 /** Segment name, its occurrence (1-based) and field of an error location such as `OBX[2]-5.1` or `PID-3`. */
 export function parseLocation(loc: string | undefined): { segment: string; occurrence: number; field?: number } | undefined {
@@ -82,13 +53,13 @@ export function DeadLetters() {
   const [filter, setFilter] = useState({ sender: '', error: '', status: 'new' });
   const [applied, setApplied] = useState(filter);
   const [selected, setSelected] = useState<Set<number>>(new Set());
-  const [shown, setShown] = useState<Detail | undefined>();
+  const [shown, setShown] = useState<DeadLetterDetail | undefined>();
   const [discarding, setDiscarding] = useState<number | undefined>();
   const [reason, setReason] = useState('');
   const [notice, setNotice] = useState<string | undefined>();
   const query = new URLSearchParams(Object.entries(applied).filter(([, v]) => v !== ''));
   query.set('_count', '100');
-  const loaded = useLoad(() => getJson<{ items: DeadLetter[] }>(`/ingest/dead-letters?${query.toString()}`), [query.toString()]);
+  const loaded = useLoad(() => getJson<DeadLetterPage>(`/ingest/dead-letters?${query.toString()}`), [query.toString()]);
 
   const act = async (fn: () => Promise<string>) => {
     try {
@@ -113,7 +84,7 @@ export function DeadLetters() {
   const replayAll = () =>
     act(async () => {
       const body = { ...(applied.sender ? { sender: applied.sender } : {}), ...(applied.error ? { error: applied.error } : {}) };
-      const r = await postJson<{ results: ReplayResult[] }>('/ingest/dead-letters/$replay', body);
+      const r = await postJson<ReplayBatch>('/ingest/dead-letters/$replay', body);
       return `${t('replayResult')}: ${summary(r?.results ?? [])}`;
     });
   const discard = (e: FormEvent) => {
@@ -128,7 +99,7 @@ export function DeadLetters() {
   };
   const show = async (id: number) => {
     try {
-      setShown(await getJson<Detail>(`/ingest/dead-letters/${id}`));
+      setShown(await getJson<DeadLetterDetail>(`/ingest/dead-letters/${id}`));
     } catch (e) {
       setNotice(`${t('error')}: ${(e as Error).message}`);
     }

@@ -1,38 +1,15 @@
 /** Feeds: per institution and feed, messages and errors of the last hour and day, last message, throughput; stale feeds highlighted. */
-import { getJson } from '../api';
+import { getJson, type Feed, type FeedReport } from '../api';
 import { BarChart, Sparkline } from '../chart';
 import { fmt, useT, type Key } from '../i18n';
 import { Status, useLoad } from '../load';
 import { institutionNames, nameOf } from '../orgs';
 
-interface Feed {
-  institution: string;
-  kind: 'hl7v2' | 'dicom' | 'extract';
-  source: string;
-  channels: string[];
-  lastHour: number;
-  lastDay: number;
-  errorsLastHour: number;
-  errorsLastDay: number;
-  lastMessage?: string;
-  lastError?: string;
-  hourly: number[];
-  hourlyErrors: number[];
-  stale: boolean;
-}
-
-interface Report {
-  generatedAt: string;
-  hours: number;
-  staleMinutes: number;
-  feeds: Feed[];
-}
-
 const KIND: Record<Feed['kind'], Key> = { hl7v2: 'kindHl7', dicom: 'kindDicom', extract: 'kindExtract' };
 
 export function Feeds() {
   const t = useT();
-  const loaded = useLoad(async () => ({ report: await getJson<Report>('/ingest/feeds?hours=24'), names: await institutionNames() }), []);
+  const loaded = useLoad(async () => ({ report: await getJson<FeedReport>('/ingest/feeds?hours=24'), names: await institutionNames() }), []);
   const r = loaded.data?.report;
   const end = r ? new Date(r.generatedAt) : new Date();
   const labels = r ? Array.from({ length: r.hours }, (_, i) => fmt.hour(new Date(Math.floor(end.getTime() / 3_600_000) * 3_600_000 - (r.hours - 1 - i) * 3_600_000))) : [];

@@ -1,26 +1,12 @@
 /** Subscriptions: each subscriber's status, backlog, failures and last error, and "retry now". */
 import { useState } from 'react';
-import { getJson, postJson } from '../api';
+import { getJson, postJson, type SubscriptionDelivery } from '../api';
 import { fmt, useT } from '../i18n';
 import { Status, useLoad } from '../load';
 
-interface Delivery {
-  id: string;
-  status: string;
-  channel: string;
-  topic?: string;
-  owner?: string;
-  events: number;
-  backlog: number;
-  failures: number;
-  lastError?: string;
-  lastDelivered?: string;
-  nextAttempt?: string;
-}
-
 export function Subscriptions() {
   const t = useT();
-  const loaded = useLoad(() => getJson<{ subscriptions: Delivery[] }>('/subscriptions/delivery'), []);
+  const loaded = useLoad(() => getJson<{ subscriptions: SubscriptionDelivery[] }>('/subscriptions/delivery'), []);
   const [notice, setNotice] = useState<string | undefined>();
   const retry = async (id: string) => {
     try {
