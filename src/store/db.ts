@@ -106,12 +106,14 @@ function unavailable(cause: unknown): GatewayError {
 }
 
 /**
- * A transaction that lost to a concurrent one: a deadlock (40P01) or a serialization failure
- * (40001). It was rolled back whole, so running it again is safe.
+ * A transaction that lost to a concurrent one: a deadlock (40P01), a serialization failure
+ * (40001), or a create of a (type, id) that a concurrent transaction created first (a unique
+ * violation of resource_type_id: two PUTs of one new id). It was rolled back whole, so running
+ * it again is safe (the PUT then updates).
  */
 export function isTransactionConflict(e: unknown): boolean {
-  const code = (e as { code?: unknown } | undefined)?.code;
-  return code === '40P01' || code === '40001';
+  const { code, constraint } = (e ?? {}) as { code?: unknown; constraint?: unknown };
+  return code === '40P01' || code === '40001' || (code === '23505' && constraint === 'resource_type_id');
 }
 
 /** Connection-level failures become 503 so that clients retry; SQL errors pass through. */

@@ -130,5 +130,24 @@ for (const backend of BACKENDS) {
         t.equal(found[0].meta?.versionId, '2', `${k}: created by one, updated by the other`);
       }
     });
+
+    await t.test('concurrent PUTs creating the same new id: one creates, the others update or get 409, none fails', async (t) => {
+      const id = 'put-race-1';
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          app.inject({ method: 'PUT', url: `/fhir/Observation/${id}`, headers: FHIR_HEADERS, payload: { ...obs(`race-${i}`, i), id } }),
+        ),
+      );
+      const codes = results.map((r) => r.statusCode);
+      t.ok(
+        codes.every((c) => c === 200 || c === 201 || c === 409),
+        results.map((r) => `${r.statusCode} ${r.body.slice(0, 160)}`).join('\n'),
+      );
+      t.equal(codes.filter((c) => c === 201).length, 1, 'exactly one create');
+      for (const r of results.filter((x) => x.statusCode === 409)) t.equal(r.json<OperationOutcome>().issue[0].code, 'conflict', 'a lost race says conflict');
+      const read = await app.inject({ url: `/fhir/Observation/${id}` });
+      t.equal(read.statusCode, 200);
+      t.equal(read.json<Observation>().meta?.versionId, String(codes.filter((c) => c === 200 || c === 201).length), 'one version per successful PUT');
+    });
   });
 }
