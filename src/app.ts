@@ -100,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     db: deps.db,
     feeds: { senders: ingest.senders, staleMinutes: config.feedStaleMinutes, institutionOfClient: (id) => clients.get(id)?.institution },
     extract: { ...extract, client: (id: string) => clients.get(id) },
+    dicom: { db: deps.db, fhir: deps.fhir, client: (id: string) => clients.get(id) },
   });
   const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, redisPrefix: config.redisKeyPrefix, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({

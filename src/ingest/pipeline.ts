@@ -276,10 +276,10 @@ export class IngestPipeline {
     const d = await getDeadLetter(this.opts.db, id);
     if (!d) return undefined;
     if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
-    // DICOM posts and extract rows share the store but are not HL7: extract rows are replayed by
-    // the extract loader (see routes.ts), a DICOM post is resent by its sender.
+    // DICOM posts and extract rows share the store but are not HL7: they are replayed by the DICOM
+    // store and the extract loader (see routes.ts), not here.
     if (d.messageType?.startsWith('DICOM') || d.messageType?.startsWith('EXTRACT ')) {
-      throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${id} is a ${d.messageType} post, not an HL7 message; it is not replayed here (the sender resends it after a fix)`, { expression: 'messageType' });
+      throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${id} is a ${d.messageType} post, not an HL7 message; it is not replayed by the HL7 pipeline`, { expression: 'messageType' });
     }
     const origin: Origin = { channel: d.channel, remoteAddress: d.remoteAddress, localPort: d.localPort, clientId: d.clientId };
     const result = await this.gate(() => this.process(d.raw, origin, readEnvelope(d.raw), false));

@@ -476,6 +476,15 @@ CREATE INDEX dead_letter_closed ON dead_letter (closed_at) WHERE status <> 'new'
 CREATE INDEX subscription_event_created ON subscription_event (created);
 `,
   },
+  {
+    version: 16,
+    name: 'query of a dead-lettered post',
+    sql: `
+-- The query string an HTTP post came with (a DICOM post's retrieveUrl=), given again when the
+-- dead letter is replayed, so that a replay stores what the first post would have.
+ALTER TABLE dead_letter ADD COLUMN request_query text;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied. Safe when several gateway instances start together. */
