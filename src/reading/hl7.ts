@@ -50,8 +50,12 @@ interface Key {
   readonly location: Hl7Location;
 }
 
-/** The reading request an OBR names, if any: by the request's identifier, else by accession number. */
-async function findRequest(db: Queryable, obr: Hl7Segment, ipc: Hl7Segment | undefined): Promise<{ sr: ServiceRequest & { id: string }; key: Key } | undefined> {
+/**
+ * The reading request an OBR names, if any: by the request's identifier (unique: a request for
+ * another centre is found, and refused by taskOf), else by accession number (one institution's
+ * numbering: only requests to the sender, `me`, are looked at).
+ */
+async function findRequest(db: Queryable, obr: Hl7Segment, ipc: Hl7Segment | undefined, me: string | undefined): Promise<{ sr: ServiceRequest & { id: string }; key: Key } | undefined> {
   const orders: Key[] = [2, 3].map((f) => ({ value: valueAt(obr, f).trim(), location: at(obr, f) })).filter((k) => k.value);
   for (const key of orders) {
     const [row] = await findMatches(db, 'ServiceRequest', { identifier: `${READING_REQUEST_SYSTEM}|${searchEscape(key.value)}` }, 1);
@@ -66,7 +70,9 @@ async function findRequest(db: Queryable, obr: Hl7Segment, ipc: Hl7Segment | und
     const studies = (await findMatches(db, 'ImagingStudy', { identifier: searchEscape(key.value) }, MAX_MATCHES)).map((r) => parse<ImagingStudy>(r));
     const ids = studies.flatMap((s) => (s.basedOn ?? []).flatMap((b) => (/^ServiceRequest\/([^/]+)$/.exec(b.reference ?? '')?.[1] ? [/^ServiceRequest\/([^/]+)$/.exec(b.reference as string)?.[1] as string] : [])));
     if (ids.length === 0) continue;
-    const requests = (await findMatches(db, 'ServiceRequest', { _id: ids.join(','), identifier: `${READING_REQUEST_SYSTEM}|` }, MAX_MATCHES)).map((r) => parse<ServiceRequest>(r));
+    const requests = (await findMatches(db, 'ServiceRequest', { _id: ids.join(','), identifier: `${READING_REQUEST_SYSTEM}|` }, MAX_MATCHES))
+      .map((r) => parse<ServiceRequest>(r))
+      .filter((sr) => me !== undefined && sr.performer?.[0]?.reference === me);
     // The newest request of the study (a study read again is sent again).
     const sr = requests.sort((a, b) => (a.authoredOn ?? '').localeCompare(b.authoredOn ?? '')).at(-1);
     if (sr) return { sr, key };
@@ -74,13 +80,12 @@ async function findRequest(db: Queryable, obr: Hl7Segment, ipc: Hl7Segment | und
   return undefined;
 }
 
-/** The Task of a reading request, checked to be the sender's to answer. */
-async function taskOf(db: Queryable, sr: ServiceRequest & { id: string }, key: Key, institution: string): Promise<Task & { id: string; meta?: { versionId?: string } }> {
+/** The Task of a reading request, checked to be the sender's (`me`) to answer. */
+async function taskOf(db: Queryable, sr: ServiceRequest & { id: string }, key: Key, me: string | undefined): Promise<Task & { id: string; meta?: { versionId?: string } }> {
   const tasks = (await findMatches(db, 'Task', { focus: `ServiceRequest/${sr.id}` }, MAX_MATCHES)).map((r) => parse<Task>(r)).filter(isReadingTask);
   const task = tasks[0];
   if (!task) throw new MappingError(HL7_ERROR.APPLICATION_INTERNAL_ERROR, key.location, `the reading request "${key.value}" has no reading Task`);
-  const [org] = await findMatches(db, 'Organization', { identifier: `${USCC_SYSTEM}|${institution}` }, 1);
-  if (!org || task.owner?.reference !== `Organization/${org.id}`) {
+  if (me === undefined || task.owner?.reference !== me) {
     throw new MappingError(HL7_ERROR.UNKNOWN_KEY_IDENTIFIER, key.location, `the reading request "${key.value}" is for ${task.owner?.display ?? task.owner?.reference ?? 'another centre'}; only the reading centre it names reports on it`);
   }
   if (!ANSWERABLE.has(task.status)) throw new MappingError(HL7_ERROR.APPLICATION_INTERNAL_ERROR, key.location, `the reading request "${key.value}" is ${task.status}; it takes no report`);
@@ -99,13 +104,15 @@ async function linkReports(msg: Hl7Message, ctx: MappingContext, mapped: Mapped,
   const reports = entries.flatMap((e, i) => (e.resource?.resourceType === 'DiagnosticReport' ? [i] : []));
   const links: { index: number; link: ReadingLink }[] = [];
   const dropped = new Set<number>();
+  const [org] = await findMatches(deps.db, 'Organization', { identifier: `${USCC_SYSTEM}|${ctx.institution}` }, 1);
+  const me = org ? `Organization/${org.id}` : undefined;
   for (const [k, obr] of obrs.entries()) {
     const index = reports[k];
     if (index === undefined) break;
     const ipc = msg.segments.find((s) => s.name === 'IPC' && s.position > obr.position && !msg.segments.some((o) => o.name === 'OBR' && o.position > obr.position && o.position < s.position));
-    const found = await findRequest(deps.db, obr, ipc);
+    const found = await findRequest(deps.db, obr, ipc, me);
     if (!found) continue;
-    const task = await taskOf(deps.db, found.sr, found.key, ctx.institution);
+    const task = await taskOf(deps.db, found.sr, found.key, me);
     const study = task.input?.find((i) => i.type?.text === 'ImagingStudy')?.valueReference as Reference<ImagingStudy> | undefined;
     const report = entries[index].resource as DiagnosticReport;
     const subject = task.for as DiagnosticReport['subject'];

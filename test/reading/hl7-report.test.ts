@@ -70,12 +70,12 @@ for (const backend of BACKENDS) {
     };
 
     /** A study of the township, sent to the county for reading: the study, its request and Task. */
-    const sendForReading = async (uid: string, accession: string, mrn: string) => {
+    const sendForReading = async (uid: string, accession: string, mrn: string, performer = COUNTY) => {
       const ingest = await app.inject({ method: 'POST', url: '/ingest/dicom', headers: { ...township, 'content-type': 'application/dicom+json' }, payload: study(uid, accession, mrn) });
       t.equal(ingest.statusCode, 200, ingest.body.slice(0, 300));
       const found = await get<Bundle>(`/fhir/ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${uid}`)}`);
       const s = found.entry?.[0]?.resource as ImagingStudy;
-      const params: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'performer', valueString: COUNTY }] };
+      const params: Parameters = { resourceType: 'Parameters', parameter: [{ name: 'performer', valueString: performer }] };
       const res = await app.inject({ method: 'POST', url: `/fhir/ImagingStudy/${s.id}/$request-reading`, headers: township, payload: params });
       t.equal(res.statusCode, 201, res.body.slice(0, 300));
       const out = res.json<Parameters>();
@@ -134,6 +134,17 @@ for (const backend of BACKENDS) {
       t.same(report?.basedOn, [{ reference: `ServiceRequest/${sr.id}` }]);
       t.same(report?.imagingStudy, [{ reference: `ImagingStudy/${s.id}` }]);
       t.equal((await get<Task>(`/fhir/Task/${task.id}`)).status, 'completed');
+    });
+
+    t.test('an accession number of another centre’s reading request does not link: accession numbers are each institution’s own', async (t) => {
+      const { task } = await sendForReading('1.2.156.112605.77.13', 'QS-RIS-0777', 'CG-00413', '12330424471034522H');
+      const res = await post('county-his', oru({ controlId: 'RD-4', filler: 'QS-RIS-0777', mrn: 'QS-88004' }));
+      t.equal(ackOf(res.rawPayload).code, 'AA', res.body);
+      const found = await get<Bundle>(`/fhir/DiagnosticReport?identifier=QS-RIS-0777`, county);
+      const report = found.entry?.[0]?.resource as DiagnosticReport;
+      t.ok(report, 'stored as the county’s own report');
+      t.notOk(report?.imagingStudy, 'linked to no study');
+      t.equal((await get<Task>(`/fhir/Task/${task.id}`)).status, 'requested', 'the other centre’s Task is untouched');
     });
 
     t.test('an ORU naming no reading request is stored as mapped', async (t) => {
