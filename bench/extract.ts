@@ -17,7 +17,8 @@
  *   BENCH_DATABASE_URL   PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test); the
  *                        load goes into a fresh schema, dropped afterwards
  *   BENCH_SERVER_ENTRY   gateway entry (default dist/server.js)
- *   BENCH_NODE_ARGS      node options of the gateway process, e.g. `--max-old-space-size=192`
+ *   BENCH_NODE_ARGS      node options of the gateway process (default: those of `npm start`, from
+ *                        package.json, so that the figures are those of the gateway as it is run)
  */
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
@@ -34,7 +35,12 @@ const ROWS = Number(process.env.BENCH_ROWS || 1_000_000);
 const BACKEND = process.env.BENCH_BACKEND === 'pglite' ? 'pglite' : 'postgres';
 const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const ENTRY = process.env.BENCH_SERVER_ENTRY || join(ROOT, 'dist', 'server.js');
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** The node options `npm start` runs the gateway with (the words between `node` and the entry). */
+function startOptions(): string {
+  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
+  return /\bnode((?:\s+--\S+)*)\s+dist\/server\.js/.exec(start)?.[1] ?? '';
+}
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? startOptions()).split(' ').filter(Boolean);
 const TOWNSHIP = '1233042447102341XF';
 const HEADER = 'report_no,item_code,item_name,mrn,patient_name,value,unit,ref_low,ref_high,flag,result_time';
 const ITEMS = Array.from({ length: 20 }, (_, i) => [`L${String(i).padStart(3, '0')}`, `检验项目${i}`]);
@@ -79,6 +85,13 @@ async function writeFile(file: string): Promise<number[]> {
   out.end();
   await once(out, 'finish');
   return bad;
+}
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  // After the command: state is field 3, utime 14 and stime 15 (1-based, in clock ticks of 1/100 s).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Resident memory of a process, from /proc: current (VmRSS) and the high-water mark (VmHWM), in bytes. */
@@ -137,6 +150,7 @@ async function main(): Promise<void> {
     const started = memoryOf(pid);
     console.log(`gateway (${gateway.command}, ${BACKEND}) started: RSS ${mb(started.rss)}, VmHWM ${mb(started.hwm)} so far`);
 
+    const cpu0 = cpuOf(pid);
     let peak = started.rss;
     const sampler = setInterval(() => (peak = Math.max(peak, memoryOf(pid).rss)), 100);
     const t0 = performance.now();
@@ -164,6 +178,7 @@ async function main(): Promise<void> {
     if (res.statusCode !== 200) throw new Error(`load answered ${res.statusCode}: ${body.slice(0, 500)}`);
     const job = JSON.parse(body) as JobJson;
     const end = memoryOf(pid);
+    const cpu = cpuOf(pid) - cpu0;
     peak = Math.max(peak, end.rss);
 
     const dead = await getJson<{ items: { controlId: string; errorLocation?: string }[] }>(`${base}/ingest/dead-letters?type=${encodeURIComponent('EXTRACT lab-results')}&_count=100`, admin);
@@ -175,7 +190,7 @@ async function main(): Promise<void> {
     const found = await getJson<{ total: number }>(`${base}/fhir/Observation?identifier=${encodeURIComponent(`${system}|`)}&_summary=count`, township);
 
     console.log(`status ${res.statusCode}, job ${job.status}: read ${job.rowsRead}, stored ${job.rowsStored}, rejected ${job.rowsRejected} (rows ${rejectedRows.join(', ')})`);
-    console.log(`${(job.rowsRead / seconds).toFixed(0)} rows/s over ${seconds.toFixed(1)} s`);
+    console.log(`${(job.rowsRead / seconds).toFixed(0)} rows/s over ${seconds.toFixed(1)} s; gateway CPU ${cpu.toFixed(1)} s (${((cpu * 1000) / job.rowsRead).toFixed(2)} ms per row)`);
     console.log(`gateway RSS: ${mb(started.rss)} started, peak ${mb(peak)} during the load (limit 300 MB: ${peak < 300e6 ? 'ok' : 'EXCEEDED'}), ${mb(end.rss)} at the end; VmHWM ${mb(end.hwm)}`);
     const checks: [string, boolean][] = [
       ['stored + rejected = read', job.rowsStored + job.rowsRejected === job.rowsRead],

@@ -16,7 +16,7 @@ import { loadMappings } from './ingest/hl7v2/mapping/index.js';
 import { standardCodings } from './terminology/index.js';
 import { createRecognition, type Recognition } from './recognition/index.js';
 import { LevelRules, referralMap, referralRoutes } from './referral/index.js';
-import { ReadingService, readingRoutes } from './reading/index.js';
+import { ReadingService, readingMap, readingRoutes } from './reading/index.js';
 import { loadRequiredFields, uploadStatsRoutes } from './upload-stats/index.js';
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './fhir/outcome.js';
@@ -73,12 +73,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const senders = await loadSenders(config.hl7SendersFile);
   const hl7Mappings = loadMappings(config.hl7MappingsDir);
   // Referral messages (REF^I12/I13/I14, RRI^I12) join the referral workflow after mapping.
-  const hl7Map = referralMap(engineMap(hl7Mappings, standardCodings(deps.fhir.terminology)), {
+  // Reading reports (ORU^R01 answering a reading request) close the request after mapping.
+  const hl7Map = readingMap(referralMap(engineMap(hl7Mappings, standardCodings(deps.fhir.terminology)), {
     db: deps.db,
     senders,
     rules: LevelRules.load(config.referralLevelsFile),
     tables: hl7Mappings.forSite(undefined).tables,
-  });
+  }), { db: deps.db });
   const ingest = await createIngest(config, {
     db: deps.db,
     fhir: deps.fhir,
@@ -99,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     db: deps.db,
     feeds: { senders: ingest.senders, staleMinutes: config.feedStaleMinutes, institutionOfClient: (id) => clients.get(id)?.institution },
     extract: { ...extract, client: (id: string) => clients.get(id) },
+    dicom: { db: deps.db, fhir: deps.fhir, client: (id: string) => clients.get(id) },
   });
   const dispatcher = new Dispatcher({ db: deps.db, repository: deps.fhir.repository, config, logger: deps.logger.child({ component: 'subscriptions' }), metrics: app.metrics, redis: deps.redis, redisPrefix: config.redisKeyPrefix, commits: deps.fhir.subscriptions });
   const websockets = new WebsocketHub({

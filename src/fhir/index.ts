@@ -25,6 +25,7 @@ export { SYSTEM_CONTEXT, type RequestContext } from './context.js';
 export type { WriteRequest, WriteResult, WorkflowHook, WorkflowWrite } from './write-path.js';
 export { processBundle } from './bundle.js';
 export { FHIR_JSON } from './routes.js';
+export { findReferences } from './references.js';
 
 export interface FhirServices {
   readonly repository: Repository;

@@ -35,6 +35,8 @@ export interface DeadLetterInput {
   readonly errorText: string;
   /** Where, as `PID-3[2].1` (HL7) or a FHIR expression. */
   readonly errorLocation?: string;
+  /** Query string of an HTTP post (a DICOM post's `retrieveUrl=`), given again on replay. */
+  readonly requestQuery?: string;
 }
 
 export interface DeadLetter extends DeadLetterInput {
@@ -69,6 +71,7 @@ interface Row {
   replay_result: string | null;
   discard_reason: string | null;
   discarded_by: string | null;
+  request_query: string | null;
 }
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -96,6 +99,7 @@ function fromRow(r: Row): DeadLetter {
     replayResult: opt(r.replay_result),
     discardReason: opt(r.discard_reason),
     discardedBy: opt(r.discarded_by),
+    requestQuery: opt(r.request_query),
   };
 }
 
@@ -103,8 +107,8 @@ function fromRow(r: Row): DeadLetter {
 export async function insertDeadLetter(q: Queryable, d: DeadLetterInput, spoolId?: string): Promise<number | undefined> {
   const { rows } = await q.query<{ id: number }>(
     `INSERT INTO dead_letter (received_at, raw, charset, sender_id, remote_address, channel, client_id, local_port, message_type,
-                              control_id, ack_code, error_code, error_text, error_location, spool_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                              control_id, ack_code, error_code, error_text, error_location, spool_id, request_query)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      ON CONFLICT (spool_id) DO NOTHING RETURNING id`,
     [
       d.receivedAt.toISOString(),
@@ -122,6 +126,7 @@ export async function insertDeadLetter(q: Queryable, d: DeadLetterInput, spoolId
       d.errorText.slice(0, 2000),
       d.errorLocation ?? null,
       spoolId ?? null,
+      d.requestQuery ?? null,
     ],
   );
   return rows[0] ? Number(rows[0].id) : undefined;

@@ -16,7 +16,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Bundle } from '@medplum/fhirtypes';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError, isGatewayError, type GwErrorCode } from '../errors.js';
-import { processBundle, type FhirServices, type RequestContext } from '../fhir/index.js';
+import { processBundle, type FhirServices, type Repository, type RequestContext } from '../fhir/index.js';
 import { recordAccess } from '../audit/index.js';
 import { joinTransaction, type Db } from '../store/index.js';
 import { ackCodeFor, ackDue, acksRequestedBy, buildBatchAck, formatLocation, isHl7Batch, parseHl7, splitHl7Batch, type Hl7Location, type Hl7Message } from './hl7v2/index.js';
@@ -54,6 +54,12 @@ export interface MappingContext {
 export interface Mapped {
   readonly bundle: Bundle;
   readonly locate?: (expression: string) => Hl7Location | undefined;
+  /**
+   * Work of another concern run in the message's transaction once the Bundle is stored, through
+   * the repository joined to it (the reading workflow an ORU^R01 closes, src/reading/hl7.ts):
+   * `stored` is the transaction response, entry for entry; `ctx` the sender's context.
+   */
+  readonly afterStore?: (repo: Repository, stored: Bundle, ctx: RequestContext) => Promise<void>;
 }
 
 /** Maps a message to a transaction Bundle; throws a MappingError (location, HL7 error code) on content it cannot map. */
@@ -270,10 +276,10 @@ export class IngestPipeline {
     const d = await getDeadLetter(this.opts.db, id);
     if (!d) return undefined;
     if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
-    // DICOM posts and extract rows share the store but are not HL7: extract rows are replayed by
-    // the extract loader (see routes.ts), a DICOM post is resent by its sender.
+    // DICOM posts and extract rows share the store but are not HL7: they are replayed by the DICOM
+    // store and the extract loader (see routes.ts), not here.
     if (d.messageType?.startsWith('DICOM') || d.messageType?.startsWith('EXTRACT ')) {
-      throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${id} is a ${d.messageType} post, not an HL7 message; it is not replayed here (the sender resends it after a fix)`, { expression: 'messageType' });
+      throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${id} is a ${d.messageType} post, not an HL7 message; it is not replayed by the HL7 pipeline`, { expression: 'messageType' });
     }
     const origin: Origin = { channel: d.channel, remoteAddress: d.remoteAddress, localPort: d.localPort, clientId: d.clientId };
     const result = await this.gate(() => this.process(d.raw, origin, readEnvelope(d.raw), false));
@@ -362,7 +368,7 @@ export class IngestPipeline {
   /** Maps and stores a message in one transaction with its control-id row and audit record. */
   private async store(bytes: Buffer, message: Hl7Message, env: Envelope, sender: Sender, origin: Origin, receivedAt: Date): Promise<PipelineResult> {
     const ctx = this.context(sender, origin);
-    const { bundle, locate } = await this.opts.map(message, { sender, senderId: sender.id, institution: sender.institution, receivedAt });
+    const { bundle, locate, afterStore } = await this.opts.map(message, { sender, senderId: sender.id, institution: sender.institution, receivedAt });
     if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'transaction') {
       throw new GatewayError('GW_ERR_INVALID_BUNDLE', 'The mapping did not produce a transaction Bundle');
     }
@@ -382,6 +388,7 @@ export class IngestPipeline {
       }
       const repo = fhir.repository.on(joinTransaction(db, q));
       const response = await processBundle(repo, bundle, ctx, { minimal: true });
+      if (afterStore) await afterStore(repo, response, ctx);
       const resources = (response.entry ?? []).map((e) => e.response?.location?.replace(/\/_history\/.*$/, '')).filter((l): l is string => !!l);
       await recordAccess(q, ctx, [
         { interaction: 'message', outcome: '0', resources, patients: resources.filter((r) => r.startsWith('Patient/')), messageType: env.messageType, messageControlId: env.controlId },

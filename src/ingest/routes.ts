@@ -3,7 +3,7 @@
  *   POST /hl7v2                          one HL7 v2 message posted by a sender's OAuth client → ACK
  *   GET  /dead-letters                   paged list (filters sender, error, status, type)
  *   GET  /dead-letters/:id               metadata, the message as text and as base64 (audited)
- *   POST /dead-letters/:id/$replay       run it through the pipeline again (an extract row: the extract loader)
+ *   POST /dead-letters/:id/$replay       run it through the pipeline again (an extract row: the extract loader; a DICOM post: storeDicom)
  *   POST /dead-letters/$replay           replay every new dead letter matching a filter
  *   POST /dead-letters/:id/$discard      discard with a reason (audited)
  *   GET  /feeds                          per institution and feed: messages, errors, last message, hourly series
@@ -19,6 +19,7 @@ import type { Db } from '../store/index.js';
 import type { components, operations } from '../openapi/types.js';
 import { DEAD_LETTER_STATUSES, discardDeadLetter, getDeadLetter, listDeadLetters, matchingIds, recordReplay, type DeadLetter, type DeadLetterStatus } from './dead-letters.js';
 import { isExtractDeadLetter, replayExtractRow, type ExtractReplayDeps } from './extract/replay.js';
+import { isDicomDeadLetter, replayDicomPost, type DicomReplayDeps } from './dicom/index.js';
 import { decodeRaw } from './envelope.js';
 import type { IngestPipeline, PipelineResult } from './pipeline.js';
 import { feedStatistics } from './feeds.js';
@@ -42,6 +43,8 @@ export interface IngestRoutesOptions {
   readonly feeds?: { readonly senders: SenderRegistry; readonly staleMinutes: number; institutionOfClient(clientId: string): string | undefined };
   /** What replays rejected extract rows (dead letters `EXTRACT <kind>`); without it they are not replayed. */
   readonly extract?: ExtractReplayDeps;
+  /** What replays DICOM posts kept as dead letters (`DICOM`, `DICOM-JSON`); without it they are not replayed. */
+  readonly dicom?: DicomReplayDeps;
 }
 
 /**
@@ -85,12 +88,19 @@ function toJson(d: DeadLetter): DeadLetterJson {
 }
 
 /**
- * Replays one dead letter: an extract row through the extract loader, anything else through the
- * HL7 pipeline (which refuses DICOM posts). Undefined when there is no such dead letter.
+ * Replays one dead letter: an extract row through the extract loader, a DICOM post through
+ * storeDicom, anything else through the HL7 pipeline. Undefined when there is no such dead letter.
  */
 async function replayOne(opts: IngestRoutesOptions, id: number): Promise<ReplayResultJson | undefined> {
   const d = await getDeadLetter(opts.db, id);
   if (!d) return undefined;
+  if (opts.dicom && isDicomDeadLetter(d)) {
+    if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
+    const r = await replayDicomPost(opts.dicom, d);
+    const done = r.outcome === 'stored';
+    await recordReplay(opts.db, id, { done, text: done ? `stored (${(r.resources ?? []).join(', ')})`.slice(0, 2000) : `${r.errorCode ?? 'error'}: ${r.errorText ?? ''}` });
+    return { id, outcome: r.outcome, ...(r.errorCode ? { errorCode: r.errorCode, errorText: r.errorText ?? '' } : {}) };
+  }
   if (opts.extract && isExtractDeadLetter(d)) {
     if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
     const r = await replayExtractRow(opts.extract, d);
@@ -214,7 +224,7 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRoutesOptio
         const r = await replayOne(opts, id);
         if (r) results.push(r);
       } catch (e) {
-        // Replayed or discarded meanwhile by another request, or a DICOM post: skip it.
+        // Replayed or discarded meanwhile by another request, or one that cannot be replayed here: skip it.
         if (!(e instanceof GatewayError && (e.code === 'GW_ERR_CONFLICT' || e.code === 'GW_ERR_BUSINESS_RULE'))) throw e;
       }
     }

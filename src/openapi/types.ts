@@ -280,7 +280,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run a new dead letter through the pipeline again (e.g. after a mapping fix) */
+        /** Run a new dead letter through its door again (e.g. after a mapping fix) — an HL7 message through the pipeline, an extract row through the loader, a DICOM post through the DICOM store */
         post: operations["replayDeadLetter"];
         delete?: never;
         options?: never;

@@ -6,4 +6,5 @@
  */
 export { ReadingService, READING_CATEGORIES, READING_REQUEST_SYSTEM, type ReadingCategory, type ReadingRequest, type ReadingResult, type ReadingDeps } from './service.js';
 export { readingRoutes } from './routes.js';
+export { readingMap, type ReadingHl7Deps } from './hl7.js';
 export { READING_OPERATIONS } from './definitions.js';

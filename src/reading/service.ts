@@ -54,6 +54,30 @@ function tag(institution: string) {
   return { tag: [{ system: INSTITUTION_TAG_SYSTEM, code: institution }] };
 }
 
+/** A reading Task: fulfil the request, with the study to read as input. */
+export function isReadingTask(task: Task): boolean {
+  return task.code?.coding?.[0]?.code === 'fulfill' && !!task.input?.some((i) => i.type?.text === 'ImagingStudy');
+}
+
+/** A reading request being answered: its Task and ServiceRequest as read (with their versions). */
+export interface ReadingLink {
+  readonly task: Task & { id: string; meta?: { versionId?: string } };
+  readonly sr: ServiceRequest & { id: string; meta?: { versionId?: string } };
+}
+
+/** The writes that close a reading request with its report: the Task completed with the report as output, the ServiceRequest completed. */
+function completion(link: ReadingLink, report: string): BundleEntry[] {
+  const { task, sr } = link;
+  const output = [...(task.output ?? []).filter((o) => o.valueReference?.reference !== report), { type: { text: 'DiagnosticReport' }, valueReference: { reference: report } }];
+  return [
+    {
+      resource: { ...task, status: 'completed', lastModified: new Date().toISOString(), output },
+      request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: `W/"${task.meta?.versionId ?? ''}"` },
+    },
+    { resource: { ...sr, status: 'completed' }, request: { method: 'PUT', url: `ServiceRequest/${sr.id}`, ifMatch: `W/"${sr.meta?.versionId ?? ''}"` } },
+  ];
+}
+
 function idOf(ref: Reference | undefined, type: string): string | undefined {
   const m = new RegExp(`^${type}/([^/]+)$`).exec(ref?.reference ?? '');
   return m?.[1];
@@ -152,7 +176,7 @@ export class ReadingService {
   /** Checks that the client's institution owns the Task and that it is in `from`. */
   private async ownTask(repo: Repository, taskId: string, ctx: Ctx, q: Queryable, from: Task['status']): Promise<{ task: Task & { id: string }; centre: Organization & { id: string } }> {
     const task = await this.resource<Task>(repo, 'Task', taskId, ctx, q);
-    if (task.code?.coding?.[0]?.code !== 'fulfill' || !task.input?.some((i) => i.type?.text === 'ImagingStudy')) {
+    if (!isReadingTask(task)) {
       throw new GatewayError('GW_ERR_BUSINESS_RULE', `Task/${taskId} is not a reading request`, { expression: 'Task' });
     }
     const centre = await this.organization(repo, ctx.institution, ctx, q, 'institution');
@@ -164,7 +188,7 @@ export class ReadingService {
   }
 
   /** The workflow's own writes on the requester's Task and ServiceRequest: the client's identity and scopes, no institution restriction. */
-  private static workflow(ctx: Ctx): RequestContext {
+  private static workflow(ctx: RequestContext): RequestContext {
     return { ...ctx, institution: undefined, subordinates: false };
   }
 
@@ -200,15 +224,7 @@ export class ReadingService {
         issued: report.issued ?? new Date().toISOString(),
       };
       delete (stored as { id?: string }).id;
-      const now = new Date().toISOString();
-      const entries: BundleEntry[] = [
-        { fullUrl: reportUrl, resource: stored, request: { method: 'POST', url: 'DiagnosticReport' } },
-        {
-          resource: { ...task, status: 'completed', lastModified: now, output: [{ type: { text: 'DiagnosticReport' }, valueReference: { reference: reportUrl } }] },
-          request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: `W/"${task.meta?.versionId ?? ''}"` },
-        },
-        { resource: { ...sr, status: 'completed' }, request: { method: 'PUT', url: `ServiceRequest/${sr.id}`, ifMatch: `W/"${sr.meta?.versionId ?? ''}"` } },
-      ];
+      const entries: BundleEntry[] = [{ fullUrl: reportUrl, resource: stored, request: { method: 'POST', url: 'DiagnosticReport' } }, ...completion({ task, sr }, reportUrl)];
       // The report is the centre's own write; Task and ServiceRequest are moved on by the workflow.
       const res = await processBundle(repo, { resourceType: 'Bundle', type: 'transaction', entry: entries }, ReadingService.workflow(ctx), { minimal: true });
       const reportId = ReadingService.response(res, 0).split('/')[1];
@@ -218,5 +234,14 @@ export class ReadingService {
         serviceRequest: await this.resource<ServiceRequest>(repo, 'ServiceRequest', srId, ctx, q),
       };
     });
+  }
+
+  /**
+   * Closes a reading request whose report another door stored (an ORU^R01 of the centre,
+   * reading/hl7.ts), in that write's transaction (`repo` joined to it): the Task completed with the
+   * report as output, the ServiceRequest completed, with the workflow's rights as `complete` does.
+   */
+  static async finish(repo: Repository, link: ReadingLink, report: string, ctx: RequestContext): Promise<void> {
+    await processBundle(repo, { resourceType: 'Bundle', type: 'transaction', entry: completion(link, report) }, ReadingService.workflow(ctx), { minimal: true });
   }
 }

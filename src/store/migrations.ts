@@ -498,6 +498,15 @@ CREATE INDEX subscription_event_unnumbered ON subscription_event (subscription_i
 `,
   },
   {
+    version: 16,
+    name: 'query of a dead-lettered post',
+    sql: `
+-- The query string an HTTP post came with (a DICOM post's retrieveUrl=), given again when the
+-- dead letter is replayed, so that a replay stores what the first post would have.
+ALTER TABLE dead_letter ADD COLUMN request_query text;
+`,
+  },
+  {
     version: 17,
     name: 'console operator accounts',
     sql: `

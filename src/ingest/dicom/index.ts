@@ -8,3 +8,4 @@ export { readDicomJson } from './json.js';
 export { accessionSystem, studyCondition, studyIdentifier, wadoBase, dicomBundle, DICOM_UID_SYSTEM, DICOM_MODALITY_SYSTEM, ENDPOINT_SYSTEM } from './imaging-study.js';
 export { storeDicom, type DicomStoreDeps } from './store.js';
 export { dicomRoutes, DICOM_MEDIA_TYPE, DICOM_JSON_MEDIA_TYPE, type DicomRoutesOptions } from './routes.js';
+export { replayDicomPost, isDicomDeadLetter, type DicomReplayDeps, type DicomReplay } from './replay.js';

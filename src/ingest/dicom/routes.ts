@@ -6,7 +6,8 @@
  *                                     DICOM JSON: one dataset or an array (QIDO-RS / WADO-RS metadata)
  * `?retrieveUrl=` gives the PACS's WADO-RS base when the data carries no RetrieveURL (0008,1190).
  * A post that cannot be stored is answered with an OperationOutcome naming the tag and kept in the
- * dead-letter store with its bytes.
+ * dead-letter store with its bytes and query (refused content, and failures of the gateway or the
+ * database such as identity linking failing), to be replayed after a fix (replay.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import sjson from 'secure-json-parse';
@@ -22,8 +23,10 @@ import { storeDicom } from './store.js';
 
 export const DICOM_MEDIA_TYPE = 'application/dicom';
 export const DICOM_JSON_MEDIA_TYPE = 'application/dicom+json';
-/** Statuses of a refused post that are kept as dead letters (content errors, not missing rights). */
+/** Statuses of a refused post that are kept as dead letters (content errors, not missing rights); failures (5xx) are kept too. */
 const KEPT = new Set([400, 409, 412, 422]);
+/** Dead-letter types of DICOM posts, by media type. */
+export const DICOM_DEAD_LETTER_TYPES = { [DICOM_MEDIA_TYPE]: 'DICOM', [DICOM_JSON_MEDIA_TYPE]: 'DICOM-JSON' } as const;
 
 export interface DicomRoutesOptions {
   readonly db: Db;
@@ -39,7 +42,8 @@ function mediaType(req: FastifyRequest): string {
   return String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
 }
 
-function recordsOf(type: string, body: Buffer): DicomRecord[] {
+/** The records of a post's body, by its media type. */
+export function recordsOf(type: string, body: Buffer): DicomRecord[] {
   if (type === DICOM_MEDIA_TYPE) return [readPart10(new Uint8Array(body.buffer, body.byteOffset, body.byteLength)).record];
   let json: unknown;
   try {
@@ -74,20 +78,26 @@ export async function dicomRoutes(app: FastifyInstance, opts: DicomRoutesOptions
       const response = await storeDicom(opts, records, { ...ctx, institution }, retrieveUrl);
       return reply.code(200).header('content-type', 'application/fhir+json; charset=utf-8').send(response);
     } catch (e) {
-      if (isGatewayError(e) && KEPT.has(e.statusCode)) {
-        const where = e.outcome.issue[0]?.expression?.[0];
-        await insertDeadLetter(db, {
+      const status = isGatewayError(e) ? e.statusCode : 500;
+      const failed = status >= 500;
+      if (failed || KEPT.has(status)) {
+        const where = isGatewayError(e) ? e.outcome.issue[0]?.expression?.[0] : undefined;
+        const dead = {
           receivedAt: new Date(),
           raw: body,
-          channel: 'http',
+          channel: 'http' as const,
           clientId: ctx.clientId,
           remoteAddress: req.ip,
-          messageType: type === DICOM_MEDIA_TYPE ? 'DICOM' : 'DICOM-JSON',
-          ackCode: 'AR',
-          errorCode: e.code,
-          errorText: e.message.slice(0, 2000),
+          messageType: type === DICOM_MEDIA_TYPE ? DICOM_DEAD_LETTER_TYPES[DICOM_MEDIA_TYPE] : DICOM_DEAD_LETTER_TYPES[DICOM_JSON_MEDIA_TYPE],
+          // AE: the post itself was not refused, the gateway failed (the sender may resend, or it is replayed).
+          ackCode: failed ? ('AE' as const) : ('AR' as const),
+          errorCode: isGatewayError(e) ? e.code : 'GW_ERR_INTERNAL',
+          errorText: (e as Error).message.slice(0, 2000),
           ...(where ? { errorLocation: where } : {}),
-        });
+          ...(retrieveUrl ? { requestQuery: new URLSearchParams({ retrieveUrl }).toString() } : {}),
+        };
+        // With the database down the dead letter cannot be kept either: the 503 tells the PACS to resend.
+        await insertDeadLetter(db, dead).catch((err: unknown) => req.log.error({ err }, 'DICOM dead letter not kept'));
       }
       throw e;
     }

@@ -2,8 +2,11 @@
  * Loads one HIS extract from a stream, in bounded memory: bytes → text (UTF-8 or GBK) → records
  * (CSV with a header row, or NDJSON) → rows checked against the kind's columns → batches of
  * BATCH_ROWS rows, each written as one transaction Bundle through the one write path (which
- * resolves the batch's conditional keys together). The stream is not read while a batch commits
- * (for await pulls the next record only then), so at most one batch is held.
+ * resolves the batch's conditional keys together). Up to BATCHES_IN_FLIGHT batches commit at once
+ * (one is validated and indexed while another waits on the database); when that many are in
+ * flight the stream is not read on (for await pulls the next record only then), so memory holds
+ * that many batches at most. A batch that shares a business key, or a patient still being
+ * created, with one in flight waits for it, so that rows of one key are stored in file order.
  *
  * Patients are resolved once per file: the first batch naming an MRN carries its conditional
  * create (linked by the MPI like any Patient write); once committed, the Patient's id is kept for
@@ -33,7 +36,9 @@ export const EXTRACT_CHARSETS = ['UTF-8', 'GBK', 'GB18030'] as const;
 export type ExtractCharset = (typeof EXTRACT_CHARSETS)[number];
 
 /** Rows written per transaction. */
-export const BATCH_ROWS = 500;
+export const BATCH_ROWS = 250;
+/** Batches committing concurrently, each in its own transaction. */
+export const BATCHES_IN_FLIGHT = 2;
 /** Attempts of a batch that keeps losing to concurrent writers before the load fails. */
 const CONFLICT_ATTEMPTS = 5;
 /** MRN → Patient id entries kept per load; past this the oldest are forgotten (and resolved again if named again). */
@@ -224,10 +229,51 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
     for (let at = 0; at < rows.length; ) at += await store(rows.slice(at));
   };
 
+  /**
+   * The keys a batch writes: its rows' conditional update URLs, and the MRNs whose Patient it may
+   * create (not yet known). Two batches sharing one run one after the other.
+   */
+  const keysOf = (batch: readonly Checked[]): Set<string> => {
+    const keys = new Set<string>();
+    for (const { row } of batch) {
+      const mrn = String(row.mrn);
+      if (!patients.has(mrn)) keys.add(`Patient|${mrn}`);
+      keys.add(rowEntries(mapping.kind, row, rowCtx, '').entry.request?.url ?? '');
+    }
+    return keys;
+  };
+  const inFlight = new Map<Promise<void>, Set<string>>();
+  let failure: unknown;
+  /** Progress is written in batch completion order, one update at a time. */
+  let progress: Promise<void> = Promise.resolve();
+  /** Starts writing a batch once a slot is free and no batch in flight shares its keys. */
   const write = async (batch: Checked[]) => {
     if (batch.length === 0) return;
-    await storeAll(batch);
-    await updateJob(db, job.id, counts);
+    for (;;) {
+      if (failure) throw failure;
+      const keys = keysOf(batch);
+      const blocking = [...inFlight].filter(([, k]) => [...keys].some((x) => k.has(x))).map(([p]) => p);
+      if (blocking.length === 0 && inFlight.size < BATCHES_IN_FLIGHT) {
+        const done: Promise<void> = storeAll(batch)
+          .then(() => {
+            progress = progress.then(() => updateJob(db, job.id, counts));
+            return progress;
+          })
+          .catch((e: unknown) => {
+            failure ??= e;
+          })
+          .finally(() => inFlight.delete(done));
+        inFlight.set(done, keys);
+        return;
+      }
+      await Promise.race(blocking.length ? blocking : inFlight.keys());
+    }
+  };
+  /** Waits for every batch in flight; throws the first failure. */
+  const drain = async () => {
+    await Promise.all(inFlight.keys());
+    await progress.catch(() => undefined);
+    if (failure) throw failure;
   };
 
   try {
@@ -252,8 +298,10 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
       }
     }
     await write(batch);
+    await drain();
     return await finishJob(db, job.id, counts, 'done');
   } catch (e) {
+    await Promise.all(inFlight.keys());
     // A CSV that cannot be read on (an unclosed quote) stops the load at that point: the client's error.
     const csv = (e as { code?: unknown }).code;
     const err = typeof csv === 'string' && csv.startsWith('CSV_') ? new GatewayError('GW_ERR_BAD_REQUEST', `The CSV cannot be read after row ${counts.read}: ${(e as Error).message}`, { expression: `row ${counts.read + 1}` }) : e;

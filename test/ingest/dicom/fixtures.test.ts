@@ -125,9 +125,12 @@ for (const backend of BACKENDS) {
       const dead = (await app.inject({ url: '/ingest/dead-letters?type=DICOM&_count=50' })).json<{ items: { errorLocation?: string; clientId?: string }[] }>();
       t.equal(dead.items.length, Object.keys(REFUSED).length, 'each refused file is kept as a dead letter');
       t.ok(dead.items.every((d) => d.clientId === 'township1-his'));
-      const first = (await app.inject({ url: '/ingest/dead-letters?type=DICOM&_count=1' })).json<{ items: { id: number }[] }>().items[0];
+      const first = (await app.inject({ url: '/ingest/dead-letters?type=DICOM&_count=1' })).json<{ items: { id: number; errorLocation?: string }[] }>().items[0];
       const replay = await app.inject({ method: 'POST', url: `/ingest/dead-letters/${first.id}/$replay` });
-      t.equal(replay.statusCode, 422, 'a DICOM dead letter is not replayed as HL7');
+      t.equal(replay.statusCode, 200, 'a DICOM dead letter is replayed as a DICOM post');
+      const again = replay.json<{ outcome: string; errorText?: string }>();
+      t.equal(again.outcome, 'rejected', 'refused again: nothing has been fixed');
+      t.match(again.errorText, (first.errorLocation ?? '').slice(0, 11), 'naming the same tag');
     });
 
     await t.test('DICOM JSON: QIDO-RS study results, instance metadata, merge with the Part 10 copies', async (t) => {

@@ -17,6 +17,7 @@ import { buildApp } from '../../../src/app.js';
 import { BACKENDS } from '../../helpers/db.js';
 import { mrnSystem } from '../../../src/fhir/systems.js';
 import { extractSystem, loadExtractMappings, type Job } from '../../../src/ingest/index.js';
+import { BATCH_ROWS, BATCHES_IN_FLIGHT } from '../../../src/ingest/extract/index.js';
 
 const TOWNSHIP = '1233042447102341XF';
 const HEADER = 'report_no,item_code,item_name,mrn,patient_name,value,unit,ref_low,ref_high,flag,result_time';
@@ -100,6 +101,30 @@ for (const backend of BACKENDS) {
       t.equal((await app.inject({ url: `/ingest/jobs/${job.id}`, headers: other })).statusCode, 404, 'another institution does not see the job');
       const list = (await app.inject({ url: '/ingest/jobs', headers: township })).json<{ items: Job[] }>();
       t.equal(list.items.length, 2);
+    });
+
+    await t.test('batches committing together keep file order: a key repeated in a later batch ends with its last row, a new MRN in two batches is one patient', async (t) => {
+      // Rows over BATCH_ROWS * BATCHES_IN_FLIGHT + 1 batches: the same result (report B1, item GLU)
+      // in the first batch, the second and the last, each time a new value; the MRNs first seen in
+      // the first batch come again in every later one.
+      const rows = BATCH_ROWS * BATCHES_IN_FLIGHT + 10;
+      const repeated = [1, BATCH_ROWS + 3, rows];
+      const lines = [HEADER];
+      for (let i = 1; i <= rows; i++) {
+        const report = repeated.includes(i) ? 'B1' : `B${i + 1}`;
+        const value = repeated.includes(i) ? String(repeated.indexOf(i) + 7) : '5.5';
+        lines.push(`${report},GLU,空腹血糖,BAT${i % 7},王${i % 7},${value},mmol/L,3.9,6.1,N,2026-11-21 08:00`);
+      }
+      const res = await post('lab-results', lines.join('\n') + '\n', 'text/csv');
+      t.match(res.json<Job>(), { status: 'done', rowsRead: rows, rowsStored: rows, rowsRejected: 0 });
+      // The value holds `|`: escaped in the search.
+      const system = encodeURIComponent(`${extractSystem('lab-result', TOWNSHIP)}|B1\\|GLU`);
+      const [b1] = await search<Observation>(`Observation?identifier=${system}`);
+      t.equal(b1?.valueQuantity?.value, repeated.length + 6, 'the last row of the key is the value stored');
+      const history = (await app.inject({ url: `/fhir/Observation/${b1?.id as string}/_history`, headers: township })).json<Bundle>();
+      t.equal(history.entry?.length, repeated.length, 'one version per row, in file order');
+      const patients = await search<Patient>(`Patient?identifier=${encodeURIComponent(`${mrnSystem(TOWNSHIP)}|`)}&_count=100`);
+      t.same(patients.map((p) => p.identifier?.[0].value).filter((v) => v?.startsWith('BAT')).sort(), ['BAT0', 'BAT1', 'BAT2', 'BAT3', 'BAT4', 'BAT5', 'BAT6'], 'one patient per MRN');
     });
 
     await t.test('patients, visits, diagnoses and prescriptions (a long prescription keeps its duration)', async (t) => {
