@@ -28,19 +28,14 @@ import { fileURLToPath } from 'node:url';
 import iconv from 'iconv-lite';
 import { request } from 'undici';
 import { population } from '../test/helpers/mpi-population.js';
-import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway } from './gateway.js';
+import { createBenchDatabase, gatewayNodeArgs, startGateway, type BenchDatabase, type Gateway } from './gateway.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROWS = Number(process.env.BENCH_ROWS || 1_000_000);
 const BACKEND = process.env.BENCH_BACKEND === 'pglite' ? 'pglite' : 'postgres';
 const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const ENTRY = process.env.BENCH_SERVER_ENTRY || join(ROOT, 'dist', 'server.js');
-/** The node options `npm start` runs the gateway with (the words between `node` and the entry). */
-function startOptions(): string {
-  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
-  return /\bnode((?:\s+--\S+)*)\s+dist\/server\.js/.exec(start)?.[1] ?? '';
-}
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? startOptions()).split(' ').filter(Boolean);
+const NODE_ARGS = gatewayNodeArgs(ROOT);
 const TOWNSHIP = '1233042447102341XF';
 const HEADER = 'report_no,item_code,item_name,mrn,patient_name,value,unit,ref_low,ref_high,flag,result_time';
 const ITEMS = Array.from({ length: 20 }, (_, i) => [`L${String(i).padStart(3, '0')}`, `检验项目${i}`]);

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -99,6 +99,17 @@ export interface Gateway {
   stop(): Promise<void>;
   /** A crash: SIGKILL, nothing finished or released. */
   kill(): Promise<void>;
+}
+
+/**
+ * The node options the gateway runs with: BENCH_NODE_ARGS, else those of `npm start` (the words
+ * between `node` and `dist/server.js` in package.json), so that memory figures are those of the
+ * gateway as it is run.
+ */
+export function gatewayNodeArgs(root: string): string[] {
+  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
+  const fromStart = /\bnode((?:\s+--\S+)*)\s+dist\/server\.js/.exec(start)?.[1] ?? '';
+  return (process.env.BENCH_NODE_ARGS ?? fromStart).split(' ').filter(Boolean);
 }
 
 /** The entry to run: BENCH_SERVER_ENTRY, else src/server.ts through tsx (never a stale build). */

@@ -38,6 +38,7 @@
  *   BENCH_MPI_PEOPLE      with BENCH_ONLY=mpi: residents of the identity-matching workload (200);
  *                         e.g. BENCH_ONLY=mpi BENCH_BACKENDS=postgres BENCH_OBSERVATIONS=1000
  *   BENCH_SERVER_ENTRY    server entry file (default src/server.ts, run with tsx)
+ *   BENCH_NODE_ARGS       node options of the gateway (default: those of `npm start`)
  *   BENCH_QUICK=1         small sizes for a check in about 3 minutes (1,000 patients, 20,000
  *                         observations, 3 s workloads, MLLP at 1 and 4 connections)
  */
@@ -48,7 +49,7 @@ import { tmpdir, cpus, totalmem, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { INDEX_TABLES, PgliteDb, PostgresDb, openStore, type Db } from '../src/store/index.js';
-import { createBenchDatabase, startGateway, type BenchDatabase, type Gateway, type Isolation } from './gateway.js';
+import { createBenchDatabase, gatewayNodeArgs, startGateway, type BenchDatabase, type Gateway, type Isolation } from './gateway.js';
 import { OBSERVATION_CODES, createSeeder, observation, patient } from './seed.js';
 import { closedWorkloads, openWorkloads, requestFactories, runClosed, runOpen, type HttpResult, type SeededData, type WorkloadOptions } from './workloads.js';
 import { mllpWorkloads, runMllp, sampleMessages } from './mllp.js';
@@ -308,7 +309,7 @@ async function runBackend(backend: 'postgres' | 'pglite', isInterrupted: () => b
   const env = { SUBSCRIPTION_ALLOWED_HOSTS: '127.0.0.1', HL7_SPOOL_DIR: spool };
   let gateway: Gateway | undefined;
   const start = async () => {
-    gateway = await startGateway({ root, ...store.gatewayOptions, env });
+    gateway = await startGateway({ root, ...store.gatewayOptions, env, nodeArgs: gatewayNodeArgs(root) });
     onGateway(gateway);
     return gateway;
   };
