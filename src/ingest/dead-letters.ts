@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Queryable } from '../store/index.js';
+import { GatewayError } from '../errors.js';
+import type { RequestContext } from '../fhir/index.js';
 
 export type DeadLetterStatus = 'new' | 'replayed' | 'discarded';
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = ['new', 'replayed', 'discarded'];
@@ -286,4 +288,31 @@ export class DeadLetterSpool {
     }
     return moved;
   }
+}
+
+/** The client a replay acts as: its institution and scopes, as a token of it would carry. */
+export interface ReplayClient {
+  readonly institution?: string;
+  readonly scopes: readonly string[];
+  readonly role?: string;
+}
+
+/**
+ * The request a replay runs as: the client that posted the dead letter, with the institution,
+ * scopes and role it has now, from the address it posted from. Refused when that client acts for
+ * no member institution any more.
+ */
+export function replayContext(d: DeadLetter, client: ReplayClient | undefined, channel: string): RequestContext & { institution: string } {
+  if (!client?.institution) {
+    throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${d.id} was posted by client "${d.clientId ?? 'unknown'}", which acts for no member institution now; it cannot be replayed`, { expression: 'clientId' });
+  }
+  return {
+    channel,
+    requestId: `replay-${d.id}`,
+    clientId: d.clientId,
+    institution: client.institution,
+    scopes: client.scopes,
+    role: client.role,
+    ...(d.remoteAddress ? { sourceIp: d.remoteAddress } : {}),
+  };
 }

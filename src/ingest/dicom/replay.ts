@@ -6,21 +6,13 @@
  * stored meanwhile by later posts merge as usual. A post refused again stays open with the new
  * reason; a failure of the gateway or the database is thrown (the replay is tried again later).
  */
-import { GatewayError, isGatewayError } from '../../errors.js';
-import type { RequestContext } from '../../fhir/index.js';
-import type { DeadLetter } from '../dead-letters.js';
+import { isGatewayError } from '../../errors.js';
+import { replayContext, type DeadLetter, type ReplayClient } from '../dead-letters.js';
 import { DICOM_DEAD_LETTER_TYPES, recordsOf } from './routes.js';
 import { storeDicom, type DicomStoreDeps } from './store.js';
 
-/** The client a replay acts as: its institution and scopes, as a token of it would carry. */
-export interface DicomReplayClient {
-  readonly institution?: string;
-  readonly scopes: readonly string[];
-  readonly role?: string;
-}
-
 export interface DicomReplayDeps extends DicomStoreDeps {
-  readonly client: (clientId: string) => DicomReplayClient | undefined;
+  readonly client: (clientId: string) => ReplayClient | undefined;
 }
 
 export interface DicomReplay {
@@ -39,19 +31,7 @@ export function isDicomDeadLetter(d: DeadLetter): boolean {
 
 /** Stores the post of the dead letter again; says whether it is stored now. */
 export async function replayDicomPost(deps: DicomReplayDeps, d: DeadLetter): Promise<DicomReplay> {
-  const client = d.clientId ? deps.client(d.clientId) : undefined;
-  if (!client?.institution) {
-    throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${d.id} was posted by client "${d.clientId ?? 'unknown'}", which acts for no member institution now; it cannot be replayed`, { expression: 'clientId' });
-  }
-  const ctx: RequestContext & { institution: string } = {
-    channel: 'dicom',
-    requestId: `replay-${d.id}`,
-    clientId: d.clientId,
-    institution: client.institution,
-    scopes: client.scopes,
-    role: client.role,
-    ...(d.remoteAddress ? { sourceIp: d.remoteAddress } : {}),
-  };
+  const ctx = replayContext(d, d.clientId ? deps.client(d.clientId) : undefined, 'dicom');
   const retrieveUrl = new URLSearchParams(d.requestQuery ?? '').get('retrieveUrl') || undefined;
   try {
     const response = await storeDicom(deps, recordsOf(MEDIA_TYPE_OF.get(d.messageType ?? '') as string, d.raw), ctx, retrieveUrl);

@@ -8,20 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { GatewayError } from '../../errors.js';
-import type { RequestContext } from '../../fhir/index.js';
-import type { DeadLetter } from '../dead-letters.js';
+import { replayContext, type DeadLetter, type ReplayClient } from '../dead-letters.js';
 import type { ExtractMapping } from './mappings.js';
 import { createJob } from './jobs.js';
 import { runExtract, type ExtractDeps, type Rejected } from './run.js';
 
 export const EXTRACT_TYPE_PREFIX = 'EXTRACT ';
-
-/** The client a replay acts as: its institution and scopes, as a token of it would carry. */
-export interface ReplayClient {
-  readonly institution?: string;
-  readonly scopes: readonly string[];
-  readonly role?: string;
-}
 
 export interface ExtractReplayDeps extends ExtractDeps {
   readonly mappings: ReadonlyMap<string, ExtractMapping>;
@@ -44,23 +36,11 @@ export async function replayExtractRow(deps: ExtractReplayDeps, d: DeadLetter): 
   const kind = (d.messageType ?? '').slice(EXTRACT_TYPE_PREFIX.length);
   const mapping = deps.mappings.get(kind);
   if (!mapping) return { outcome: 'rejected', errorCode: 'GW_ERR_NOT_FOUND', errorText: `No extract kind "${kind}" is declared any more` };
-  const client = d.clientId ? deps.client(d.clientId) : undefined;
-  if (!client?.institution) {
-    throw new GatewayError('GW_ERR_BUSINESS_RULE', `Dead letter ${d.id} was posted by client "${d.clientId ?? 'unknown'}", which acts for no member institution now; it cannot be replayed`, { expression: 'clientId' });
-  }
-  const ctx: RequestContext & { institution: string } = {
-    channel: 'extract',
-    requestId: `replay-${d.id}`,
-    clientId: d.clientId,
-    institution: client.institution,
-    scopes: client.scopes,
-    role: client.role,
-    ...(d.remoteAddress ? { sourceIp: d.remoteAddress } : {}),
-  };
+  const ctx = replayContext(d, d.clientId ? deps.client(d.clientId) : undefined, 'extract');
   const text = d.raw.toString('utf8');
   // A CSV row is kept after its header line; an NDJSON row is a single line.
   const format = text.includes('\n') ? 'csv' : 'ndjson';
-  const job = await createJob(deps.db, { id: randomUUID(), kind, format, charset: 'UTF-8', institution: client.institution, clientId: d.clientId });
+  const job = await createJob(deps.db, { id: randomUUID(), kind, format, charset: 'UTF-8', institution: ctx.institution, clientId: d.clientId });
   const rejected: Rejected[] = [];
   try {
     const done = await runExtract(deps, { job, mapping, ctx, onReject: (r) => rejected.push(r) }, Readable.from([text]), format, 'UTF-8');
