@@ -7,7 +7,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { MIGRATIONS, openStore, PgliteDb, type Db } from '../../src/store/index.js';
+import { MIGRATIONS, openStore, PgliteDb, PostgresDb, type Db } from '../../src/store/index.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 
@@ -69,21 +69,47 @@ export async function openTestDb(backend: Backend = 'pglite', dataDir?: string):
     const db = await openStore(dataDir ? { dataDir } : { snapshot: await migratedTemplate() });
     return { db, options: { dataDir }, close: () => db.close() };
   }
-  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
+  const { schema, drop } = await freshSchema();
   const db = await openStore({ databaseUrl: TEST_DATABASE_URL, schema, poolMax: 5 });
   return {
     db,
     options: { databaseUrl: TEST_DATABASE_URL, schema },
     async close() {
       await db.close();
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await drop();
+    },
+  };
+}
+
+/** A new schema of its own on the real PostgreSQL server, and how to drop it. */
+async function freshSchema(): Promise<{ schema: string; drop(): Promise<void> }> {
+  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
       await c.end();
+    }
+  };
+  await run(`CREATE SCHEMA ${schema}`);
+  return { schema, drop: () => run(`DROP SCHEMA ${schema} CASCADE`) };
+}
+
+/** An empty database, no migration applied (migration tests), and how to drop it. */
+export async function openEmptyTestDb(backend: Backend = 'pglite'): Promise<{ db: Db; close(): Promise<void> }> {
+  if (backend === 'pglite' || !TEST_DATABASE_URL) {
+    const db = await PgliteDb.open(undefined);
+    return { db, close: () => db.close() };
+  }
+  const { schema, drop } = await freshSchema();
+  const db = new PostgresDb(TEST_DATABASE_URL, { max: 2, schema });
+  return {
+    db,
+    async close() {
+      await db.close();
+      await drop();
     },
   };
 }

@@ -1,33 +1,7 @@
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { INDEX_TABLES, MIGRATIONS, PgliteDb, PostgresDb, migrate, type Db } from '../../src/store/index.js';
+import { INDEX_TABLES, MIGRATIONS, migrate } from '../../src/store/index.js';
 import { numberEvents } from '../../src/subscriptions/state.js';
-import { BACKENDS, TEST_DATABASE_URL, openTestDb, type Backend } from '../helpers/db.js';
-
-/** An empty database (no migration applied) and how to drop it. */
-async function emptyDb(backend: Backend): Promise<{ db: Db; close(): Promise<void> }> {
-  if (backend === 'pglite' || !TEST_DATABASE_URL) {
-    const db = await PgliteDb.open(undefined);
-    return { db, close: () => db.close() };
-  }
-  const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const db = new PostgresDb(TEST_DATABASE_URL, { max: 2, schema });
-  return {
-    db,
-    async close() {
-      await db.close();
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
-      await c.end();
-    },
-  };
-}
+import { BACKENDS, openEmptyTestDb, openTestDb } from '../helpers/db.js';
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {
@@ -44,7 +18,7 @@ for (const backend of BACKENDS) {
     });
 
     t.test('15: subscription events numbered before it keep their numbers; later ones follow', async (t) => {
-      const { db, close } = await emptyDb(backend);
+      const { db, close } = await openEmptyTestDb(backend);
       t.teardown(close);
       await db.exec(`CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       for (const m of MIGRATIONS.filter((x) => x.version < 15)) {
