@@ -7,10 +7,8 @@
  */
 import t from 'tap';
 import type { Bundle, DiagnosticReport, ImagingStudy, Observation, Parameters, ServiceRequest, Task } from '@medplum/fhirtypes';
-import { createTestApp, FHIR_HEADERS } from '../helpers/app.js';
 import { BACKENDS } from '../helpers/db.js';
-import { loadDemoCommunity } from '../../src/demo/index.js';
-import { processBundle, SYSTEM_CONTEXT } from '../../src/fhir/index.js';
+import { readingSetup } from './fixture.js';
 import { READING_REQUEST_SYSTEM } from '../../src/reading/index.js';
 import { ackOf } from '../ingest/fixture.js';
 
@@ -47,19 +45,8 @@ function oru(o: { app?: string; controlId: string; placer?: string; filler?: str
 
 for (const backend of BACKENDS) {
   t.test(backend, async (t) => {
-    const ta = await createTestApp(backend, { SUBSCRIPTION_ALLOWED_HOSTS: '127.0.0.1' });
-    t.teardown(() => ta.close());
+    const { ta, subscriptionId, as } = await readingSetup(t, backend);
     const { app } = ta;
-    const sub = await app.inject({
-      method: 'POST',
-      url: '/fhir/Subscription',
-      headers: FHIR_HEADERS,
-      payload: { resourceType: 'Subscription', status: 'requested', reason: 'readings done', criteria: 'Task?status=completed', channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hook', payload: 'application/fhir+json' } },
-    });
-    t.equal(sub.statusCode, 201, sub.body.slice(0, 300));
-    const subscriptionId = sub.json<{ id: string }>().id;
-    await loadDemoCommunity((bundle) => processBundle(ta.fhir.repository, bundle, { ...SYSTEM_CONTEXT, channel: 'demo' }, { minimal: true }));
-    const as = async (client: string) => ({ authorization: `Bearer ${await ta.token(client)}`, ...FHIR_HEADERS });
     const township = await as('township1-his');
     const county = await as('county-his');
     const post = async (client: string, body: string) => app.inject({ method: 'POST', url: '/ingest/hl7v2', headers: { ...HL7, authorization: `Bearer ${await ta.token(client)}` }, payload: body });
