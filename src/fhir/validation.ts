@@ -168,7 +168,7 @@ function slotsOf(type: string): ReadonlyMap<string, Slot> | undefined {
  * Required-binding codes and calendar dates, walking the resource by the base type schemas; the
  * walk stops once it has found more than `limit` issues.
  */
-function valueIssues(root: Record<string, unknown>, rootType: string, limit = Infinity): OperationOutcomeIssue[] {
+function valueIssues(root: Record<string, unknown>, rootType: string, limit: number): OperationOutcomeIssue[] {
   const issues: OperationOutcomeIssue[] = [];
   const stack: { value: unknown; type: string; path: string; slot?: Slot }[] = [{ value: root, type: rootType, path: rootType }];
   while (stack.length > 0 && issues.length <= limit) {
