@@ -94,15 +94,14 @@ function toJson(d: DeadLetter): DeadLetterJson {
 async function replayOne(opts: IngestRoutesOptions, id: number): Promise<ReplayResultJson | undefined> {
   const d = await getDeadLetter(opts.db, id);
   if (!d) return undefined;
+  if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
   if (opts.dicom && isDicomDeadLetter(d)) {
-    if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
     const r = await replayDicomPost(opts.dicom, d);
     const done = r.outcome === 'stored';
     await recordReplay(opts.db, id, { done, text: done ? `stored (${(r.resources ?? []).join(', ')})`.slice(0, 2000) : `${r.errorCode ?? 'error'}: ${r.errorText ?? ''}` });
     return { id, outcome: r.outcome, ...(r.errorCode ? { errorCode: r.errorCode, errorText: r.errorText ?? '' } : {}) };
   }
   if (opts.extract && isExtractDeadLetter(d)) {
-    if (d.status !== 'new') throw new GatewayError('GW_ERR_CONFLICT', `Dead letter ${id} is ${d.status}; only new dead letters are replayed`, { expression: 'status' });
     const r = await replayExtractRow(opts.extract, d);
     const done = r.outcome === 'stored';
     await recordReplay(opts.db, id, { done, text: done ? `stored (job ${r.jobId ?? ''})` : `${r.errorCode ?? 'error'}: ${r.errorText ?? ''}` });
