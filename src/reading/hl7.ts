@@ -27,7 +27,7 @@ import { findReferences } from '../fhir/index.js';
 import { USCC_SYSTEM } from '../fhir/systems.js';
 import type { Queryable, StoredRow } from '../store/index.js';
 import { findMatches } from '../store/search/index.js';
-import { READING_REQUEST_SYSTEM, ReadingService, isReadingTask, type ReadingLink } from './service.js';
+import { READING_REQUEST_SYSTEM, ReadingService, idOf, isReadingTask, type ReadingLink } from './service.js';
 
 export interface ReadingHl7Deps {
   readonly db: Queryable;
@@ -68,7 +68,7 @@ async function findRequest(db: Queryable, obr: Hl7Segment, ipc: Hl7Segment | und
   ].filter((k) => k.value);
   for (const key of accessions) {
     const studies = (await findMatches(db, 'ImagingStudy', { identifier: searchEscape(key.value) }, MAX_MATCHES)).map((r) => parse<ImagingStudy>(r));
-    const ids = studies.flatMap((s) => (s.basedOn ?? []).flatMap((b) => (/^ServiceRequest\/([^/]+)$/.exec(b.reference ?? '')?.[1] ? [/^ServiceRequest\/([^/]+)$/.exec(b.reference as string)?.[1] as string] : [])));
+    const ids = studies.flatMap((s) => (s.basedOn ?? []).flatMap((b) => idOf(b, 'ServiceRequest') ?? []));
     if (ids.length === 0) continue;
     const requests = (await findMatches(db, 'ServiceRequest', { _id: ids.join(','), identifier: `${READING_REQUEST_SYSTEM}|` }, MAX_MATCHES))
       .map((r) => parse<ServiceRequest>(r))

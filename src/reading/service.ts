@@ -78,7 +78,8 @@ function completion(link: ReadingLink, report: string): BundleEntry[] {
   ];
 }
 
-function idOf(ref: Reference | undefined, type: string): string | undefined {
+/** The id of a literal reference to a `type` resource (`Type/id`), else undefined. */
+export function idOf(ref: Reference | undefined, type: string): string | undefined {
   const m = new RegExp(`^${type}/([^/]+)$`).exec(ref?.reference ?? '');
   return m?.[1];
 }
