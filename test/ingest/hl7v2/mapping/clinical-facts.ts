@@ -40,6 +40,25 @@ function firstCode(cc: unknown): string | undefined {
   return s(arr(obj(cc).coding)[0]?.code);
 }
 
+/**
+ * msft codes the observations it derives from ACC and PDA in a placeholder system of its own; we
+ * code the same observations with the standard codes the VRDR IG uses (our segments/ACC and
+ * segments/PDA_* mappings). Same concept, compared under the standard code.
+ */
+const MSFT_PLACEHOLDER = 'http://example.com/v2-to-fhir-converter/CodeSystem/observation-code';
+const PLACEHOLDER_CODES: Record<string, string> = {
+  'injury-incident': '11374-6', // LOINC Injury incident description Narrative
+  'death-certificate': '308646001', // SNOMED CT Death certification
+  autopsy: '85699-7', // LOINC Autopsy was performed
+  coroner: '74497-9', // LOINC Medical examiner or coroner was contacted
+};
+
+function observationCode(cc: unknown): string | undefined {
+  const c = obj(arr(obj(cc).coding)[0]);
+  const code = s(c.code);
+  return c.system === MSFT_PLACEHOLDER && code !== undefined ? (PLACEHOLDER_CODES[code] ?? code) : code;
+}
+
 export function clinicalFacts(bundle: unknown): Map<string, string> {
   const facts = new Map<string, string>();
   const put = (k: string, v: string | undefined): void => {
@@ -74,7 +93,7 @@ export function clinicalFacts(bundle: unknown): Map<string, string> {
         break;
       }
       case 'Observation': {
-        const code = firstCode(r.code) ?? '?';
+        const code = observationCode(r.code) ?? '?';
         const p = `Observation[${code}#${nth(`Observation ${code}`)}]`;
         const q = obj(r.valueQuantity);
         put(`${p}.value`, s(q.value) ?? s(r.valueString)?.trim() ?? firstCode(r.valueCodeableConcept) ?? dt(r.valueDateTime) ?? s(r.valueTime));

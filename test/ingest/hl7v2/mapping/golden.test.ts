@@ -43,14 +43,21 @@ t.test('clinical agreement with msft and rs expected outputs', async (t) => {
     rates.set(source, r);
     found.push(...disagreements);
   }
+  const all = { compared: 0, agreed: 0 };
   for (const [source, r] of rates) {
     t.comment(`${source}: ${r.agreed}/${r.compared} clinical fields agree (${((100 * r.agreed) / r.compared).toFixed(1)}%)`);
-    // Target 95%. msft is held at a floor below it: what remains are msft's own choices that the
-    // v2-to-FHIR IG does not make (DiagnosticReports for order messages, the insured spouse's ids on
-    // the Patient, observations under placeholder codes, OBX-11 ignored …), each listed with its reason.
+    // Each source is held at its floor, so that a regression shows in the source it touches. What
+    // keeps msft below 95% are its own choices that the v2-to-FHIR IG does not make (the insured
+    // spouse's ids on the Patient, DiagnosticReports for order messages, the 'called by' name among
+    // the given names …), each listed with its reason.
     const min = listed.minimumAgreement[source] ?? 0.95;
     t.ok(r.agreed / r.compared >= min, `${source} agreement at least ${(100 * min).toFixed(0)}%`);
+    all.compared += r.compared;
+    all.agreed += r.agreed;
   }
+  t.comment(`all sources: ${all.agreed}/${all.compared} clinical fields agree (${((100 * all.agreed) / all.compared).toFixed(1)}%)`);
+  const target = listed.minimumAgreement.overall ?? 0.95;
+  t.ok(all.agreed / all.compared >= target, `agreement over all compared fields at least ${(100 * target).toFixed(0)}%`);
   const listedKeys = new Set(listed.disagreements.map(keyOf));
   const foundKeys = new Set(found.map(keyOf));
   const unlisted = found.filter((d) => !listedKeys.has(keyOf(d)));
