@@ -262,6 +262,72 @@ function textAttachment(_n: Node | undefined, args: FnArgs): unknown {
   return { contentType: 'text/plain; charset=utf-8', data: Buffer.from(text, 'utf8').toString('base64') };
 }
 
+/**
+ * Where R4 has no Observation.valueAttachment, the v2-to-FHIR IG carries an OBX-5 of type ED or RP in
+ * R5's element as a cross-version extension (its OBX[Observation] map, URL as written there).
+ */
+export const OBSERVATION_ATTACHMENT_EXTENSION = 'https://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment';
+
+/** HL7 table 0291 data subtypes (and the PDF/PNG senders use) to MIME types. */
+const SUBTYPE_MIME: Readonly<Record<string, string>> = {
+  PDF: 'application/pdf',
+  JPEG: 'image/jpeg',
+  JPG: 'image/jpeg',
+  PNG: 'image/png',
+  GIF: 'image/gif',
+  TIFF: 'image/tiff',
+  PICT: 'image/pict',
+  DICOM: 'application/dicom',
+  HTML: 'text/html',
+  XML: 'application/xml',
+  RTF: 'application/rtf',
+  SGML: 'text/sgml',
+  POSTSCRIPT: 'application/postscript',
+  BASIC: 'audio/basic',
+  'OCTET-STREAM': 'application/octet-stream',
+  'X-HL7-CDA-LEVEL-ONE': 'application/x-hl7-cda-level-one+xml',
+};
+
+function mimeType(type: string, subtype: string): string | undefined {
+  const known = SUBTYPE_MIME[subtype.toUpperCase()];
+  if (known) return known;
+  if (/^[a-z]+\/[\w.+-]+$/i.test(subtype)) return subtype.toLowerCase();
+  return type.toUpperCase() === 'TEXT' || type.toUpperCase() === 'TX' ? 'text/plain' : subtype ? 'application/octet-stream' : undefined;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * OBX-5 of type ED (source^type^subtype^encoding^data) or RP (pointer^application^type^subtype) as
+ * the IG's valueAttachment extension: the encapsulated data as base64 (Base64 kept, Hex and ASCII
+ * encoded), the pointer as the attachment's URL when it is one, else as its title.
+ */
+function observationAttachment(n: Node | undefined, args: FnArgs): unknown {
+  let attachment: Record<string, string | undefined>;
+  if (str(args.type)?.toUpperCase() === 'RP') {
+    const pointer = comp(n, 1).trim();
+    if (!pointer) return undefined;
+    const absolute = /^[a-z][a-z0-9+.-]*:\S+$/i.test(pointer);
+    attachment = { contentType: mimeType(comp(n, 3), comp(n, 4)), url: absolute ? pointer : undefined, title: absolute ? undefined : [comp(n, 2), pointer].filter(Boolean).join(':') };
+  } else {
+    const raw = comp(n, 5);
+    if (!raw) return undefined;
+    const encoding = comp(n, 4).toUpperCase();
+    let data: string;
+    if (encoding === 'BASE64') {
+      data = raw.replace(/\s+/g, '');
+      if (!BASE64.test(data) || data.length % 4 !== 0) throw new ConversionError('the encapsulated data is not valid base64');
+    } else if (encoding === 'HEX') {
+      if (!/^([0-9a-f]{2})*$/i.test(raw)) throw new ConversionError('the encapsulated data is not valid hexadecimal');
+      data = Buffer.from(raw, 'hex').toString('base64');
+    } else if (encoding === 'A' || encoding === '') data = Buffer.from(raw, 'utf8').toString('base64');
+    else throw new ConversionError(`"${comp(n, 4)}" is not an ED encoding (A, Hex, Base64)`, HL7_ERROR.TABLE_VALUE_NOT_FOUND);
+    attachment = { contentType: mimeType(comp(n, 2), comp(n, 3)), data };
+  }
+  for (const k of Object.keys(attachment)) if (!attachment[k]) delete attachment[k];
+  return { url: OBSERVATION_ATTACHMENT_EXTENSION, valueAttachment: attachment };
+}
+
 // ---------------------------------------------------------------- insurance
 
 /** A Coverage.class (plan, group …) from a value and an optional name; absent without a value. */
@@ -308,5 +374,6 @@ export const VALUE_FUNCTIONS: Readonly<Record<string, ValueFn>> = {
   keyIdentifier: { params: ['kind', 'institution', 'p1', 'p2', 'p3', 'p4'], input: false, run: keyIdentifier },
   joinText: { params: ['lines'], input: false, run: joinText },
   textAttachment: { params: ['lines'], input: false, run: textAttachment },
+  observationAttachment: { params: ['type'], input: true, run: observationAttachment },
   coverageClass: { params: ['type', 'value', 'name'], input: false, run: coverageClass },
 };

@@ -186,3 +186,60 @@ t.test('PDA-1 cause of death becomes a Condition; a PDA without a cause makes no
   t.match(conditions[0].request, { method: 'PUT', url: /^Condition\?identifier=.*cause-of-death.*\|I21\.9%5C%7CM123$/ }, 'keyed on cause + patient, so a resend updates it');
   t.equal(adt('PDA||||||Y').filter((e) => e.resource?.resourceType === 'Condition').length, 0);
 });
+
+t.test('OBX-11 as the v2-to-FHIR IG maps it; the codes it leaves unmapped give unknown', async (t) => {
+  const statusOf = (code: string): string | undefined => {
+    const { bundle, warnings } = mapMessage(parseHl7Text(oru(1, code)), { sender: { institution: USCC }, mappings: registry });
+    t.same(warnings.filter((w) => w.message.includes('resultStatus')), [], `${code}: no warning`);
+    return (bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation).status;
+  };
+  const expected: Record<string, string> = { F: 'final', P: 'preliminary', C: 'corrected', A: 'amended', D: 'entered-in-error', W: 'entered-in-error', X: 'cancelled', U: 'final' };
+  for (const code of ['I', 'O', 'S', 'R', 'N', 'B', 'V']) expected[code] = 'unknown';
+  for (const [code, status] of Object.entries(expected)) t.equal(statusOf(code), status, `OBX-11 ${code} → ${status}`);
+});
+
+t.test('OBX-5 of type ED or RP is kept in the IG valueAttachment extension, not dropped', async (t) => {
+  const ATT = 'https://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment';
+  const one = (type: string, value: string): { o: Observation; warnings: string[] } => {
+    const text = oru(1).replace(/OBX\|1\|NM\|[^\r]*/, `OBX|1|${type}|T1^Report^L||${value}||||||F`);
+    const { bundle, warnings } = mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry });
+    return { o: bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation, warnings: warnings.map((w) => w.message) };
+  };
+  const pdf = Buffer.from('%PDF-1.4 report').toString('base64');
+  t.same(one('ED', `LIS^AP^PDF^Base64^${pdf}`).o.extension, [{ url: ATT, valueAttachment: { contentType: 'application/pdf', data: pdf } }], 'Base64 kept as it is');
+  t.same(one('ED', 'LIS^IM^JPEG^Hex^ffd8ff').o.extension, [{ url: ATT, valueAttachment: { contentType: 'image/jpeg', data: Buffer.from('ffd8ff', 'hex').toString('base64') } }], 'Hex re-encoded');
+  t.same(one('ED', 'LIS^TEXT^^A^血糖偏高').o.extension?.[0].valueAttachment, { contentType: 'text/plain', data: Buffer.from('血糖偏高').toString('base64') }, 'ASCII (text) encoded as UTF-8');
+  const bad = one('ED', 'LIS^AP^PDF^Base64^not*base64');
+  t.equal(bad.o.extension, undefined);
+  t.match(bad.warnings.join('\n'), /not valid base64/, 'invalid base64 is a warning naming the problem');
+  t.same(one('RP', 'https://pacs.example.cn/wado?study=1.2.3^PACS^IM^JPEG').o.extension, [{ url: ATT, valueAttachment: { contentType: 'image/jpeg', url: 'https://pacs.example.cn/wado?study=1.2.3' } }], 'a pointer that is a URL');
+  t.same(one('RP', 'IMG-0042^PACS^IM^DICOM').o.extension?.[0].valueAttachment, { contentType: 'application/dicom', title: 'PACS:IMG-0042' }, 'a pointer that is not a URL becomes the title, with its application');
+});
+
+t.test('PDA indicators and an accident (ACC) become Observations keyed on the patient', async (t) => {
+  const adt = [
+    'MSH|^~\\&|HIS|HOSP|HIE|HIE|20240501103000||ADT^A08^ADT_A01|MSG0002|P|2.5.1',
+    `PID|1||M123^^^HOSP^MR||张^三||19800101|1`,
+    'PV1|1|I|||||||||||||||||V987',
+    'ACC|20240428153000|TA^交通事故^HL70050|国道G320||Y|N||电动车与汽车相撞||N',
+    'PDA|I21^急性心肌梗死^I10||Y|20240501090000|D01^李^医生|N|||Y',
+  ].join('\r');
+  const { bundle } = mapMessage(parseHl7Text(adt), { sender: { institution: USCC }, mappings: registry });
+  const obs = (bundle.entry ?? []).filter((e) => e.resource?.resourceType === 'Observation');
+  const byCode = new Map(obs.map((e) => [(e.resource as Observation).code.coding?.[0].code, e]));
+  const injury = byCode.get('11374-6')?.resource as Observation;
+  t.equal(injury.valueString, '电动车与汽车相撞');
+  t.equal(injury.effectiveDateTime, '2024-04-28T15:30:00+08:00');
+  t.equal(injury.note?.[0].text, '国道G320');
+  t.equal(injury.status, 'final');
+  const certificate = byCode.get('308646001');
+  t.equal((certificate?.resource as Observation).valueCodeableConcept?.coding?.[0].code, 'Y');
+  t.equal((certificate?.resource as Observation).effectiveDateTime, '2024-05-01T09:00:00+08:00');
+  t.match(certificate?.request, { method: 'PUT', url: /^Observation\?identifier=.*death-certificate.*\|M123$/ }, 'keyed on the patient: an A08 sent again updates it');
+  t.equal((byCode.get('85699-7')?.resource as Observation).valueCodeableConcept?.coding?.[0].code, 'N', 'autopsy indicator');
+  t.equal((byCode.get('74497-9')?.resource as Observation).valueCodeableConcept?.coding?.[0].code, 'Y', 'coroner indicator');
+  t.ok((bundle.entry ?? []).some((e) => e.resource?.resourceType === 'Condition'), 'the cause of death is still a Condition');
+  const again = mapMessage(parseHl7Text(adt.replace('|Y|20240501090000|', '|N|20240501090000|')), { sender: { institution: USCC }, mappings: registry }).bundle;
+  const cert2 = (again.entry ?? []).find((e) => (e.resource as Observation | undefined)?.code?.coding?.[0].code === '308646001');
+  t.equal(cert2?.request?.url, certificate?.request?.url, 'the same Observation is updated');
+});
