@@ -243,3 +243,22 @@ t.test('PDA indicators and an accident (ACC) become Observations keyed on the pa
   const cert2 = (again.entry ?? []).find((e) => (e.resource as Observation | undefined)?.code?.coding?.[0].code === '308646001');
   t.equal(cert2?.request?.url, certificate?.request?.url, 'the same Observation is updated');
 });
+
+t.test('a repeating OBX-5 gives one component per repetition; text repetitions stay lines', async (t) => {
+  const map = (obx: string): Observation => {
+    const text = oru(1).replace(/OBX\|1\|NM\|[^\r]*/, obx);
+    const { bundle } = mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry });
+    return bundle.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation;
+  };
+  const bp = map('OBX|1|NM|8867-4^心率^LN||72~88|/min^^UCUM|60-100|N|||F');
+  t.equal(bp.valueQuantity, undefined, 'no single value');
+  t.same(bp.component?.map((c) => [c.code.coding?.[0].code, c.valueQuantity?.value, c.valueQuantity?.code]), [['8867-4', 72, '/min'], ['8867-4', 88, '/min']]);
+  t.equal(bp.referenceRange?.[0].low?.value, 60, 'the range of the OBX stays on the Observation');
+  t.equal(bp.interpretation?.[0].coding?.[0].code, 'N');
+  const one = map('OBX|1|NM|8867-4^心率^LN||72|/min^^UCUM|60-100|N|||F');
+  t.equal(one.valueQuantity?.value, 72);
+  t.equal(one.component, undefined, 'a single value is the value');
+  const text = map('OBX|1|TX|RPT^报告^L||第一行~第二行||||||F');
+  t.equal(text.valueString, '第一行\n第二行');
+  t.equal(text.component, undefined);
+});
