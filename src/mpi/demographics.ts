@@ -97,9 +97,12 @@ function nameForms(name: HumanName): NameForms {
   return words.length ? { pinyin: words.join(''), surname: words[0] } : {};
 }
 
-/** The name forms of a Patient: characters from any name that has them, pinyin from the first. */
+/**
+ * The name forms of a Patient: characters from any name that has them, pinyin from the first. Old
+ * names and nicknames (what the person is called by, HL7 XPN.15) are not the person's name to match.
+ */
 function namesOf(patient: Patient): NameForms {
-  const names = (patient.name ?? []).filter((n) => n.use !== 'old');
+  const names = (patient.name ?? []).filter((n) => n.use !== 'old' && n.use !== 'nickname');
   let out: NameForms = {};
   for (const n of names) {
     const f = nameForms(n);

@@ -22,6 +22,10 @@ t.test('names: characters, pinyin and order compare equal', async (t) => {
   t.ok(compareDemographics(han, demographicsOf({ ...base, id: 'b', name: [{ family: '张', given: ['山'] }] })).reasons.includes('name:homophone'), '三 san and 山 shan: flat and retroflex folded');
   t.ok(compareDemographics(han, demographicsOf({ ...base, id: 'b', name: [{ family: '张', given: ['文'] }] })).reasons.includes('name:differ'), 'different characters of different sound');
   t.ok(jaroWinkler('zhangsan', 'zhangsna') > 0.9);
+  // What the person is called by (HL7 XPN.15, a nickname) is not matched as the name.
+  const called = demographicsOf({ ...base, name: [{ use: 'nickname', given: ['小三'] }, { family: 'Zhang', given: ['San'] }] });
+  t.equal(called.han, undefined, 'the nickname gives no characters');
+  t.equal(called.pinyin, 'zhangsan', 'the official name is the one compared');
 });
 
 t.test('birth dates: day/month swap and one-digit typos score partially', async (t) => {

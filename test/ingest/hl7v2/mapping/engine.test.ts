@@ -262,3 +262,16 @@ t.test('a repeating OBX-5 gives one component per repetition; text repetitions s
   t.equal(text.valueString, '第一行\n第二行');
   t.equal(text.component, undefined);
 });
+
+t.test('XPN.15, the name the person is called by, is a second name of use nickname', async (t) => {
+  const text = oru(1).replace('|张^三||', '|张^三^^^^^L^^^^^^^^小三~Zhang^San^^^^^L||');
+  const { bundle } = mapMessage(parseHl7Text(text), { sender: { institution: USCC }, mappings: registry });
+  const patient = bundle.entry?.[0].resource as Patient;
+  t.same(patient.name, [
+    { family: '张', given: ['三'], use: 'official' },
+    { family: 'Zhang', given: ['San'], use: 'official' },
+    { use: 'nickname', given: ['小三'] },
+  ]);
+  const plain = mapMessage(parseHl7Text(oru(1)), { sender: { institution: USCC }, mappings: registry }).bundle.entry?.[0].resource as Patient;
+  t.equal(plain.name?.length, 1, 'no empty nickname without XPN.15');
+});
