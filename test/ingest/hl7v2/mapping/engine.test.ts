@@ -196,6 +196,9 @@ t.test('OBX-11 as the v2-to-FHIR IG maps it; the codes it leaves unmapped give u
   const expected: Record<string, string> = { F: 'final', P: 'preliminary', C: 'corrected', A: 'amended', D: 'entered-in-error', W: 'entered-in-error', X: 'cancelled', U: 'final' };
   for (const code of ['I', 'O', 'S', 'R', 'N', 'B', 'V']) expected[code] = 'unknown';
   for (const [code, status] of Object.entries(expected)) t.equal(statusOf(code), status, `OBX-11 ${code} → ${status}`);
+  const notAsked = mapMessage(parseHl7Text(oru(1, 'N', '')), { sender: { institution: USCC }, mappings: registry }).bundle;
+  const o = notAsked.entry?.find((e) => e.resource?.resourceType === 'Observation')?.resource as Observation;
+  t.equal(o.dataAbsentReason?.coding?.[0].code, 'not-asked', 'N without a value: not asked, as the IG says');
 });
 
 t.test('OBX-5 of type ED or RP is kept in the IG valueAttachment extension, not dropped', async (t) => {
