@@ -7,6 +7,7 @@
  * acknowledges only after commit.
  */
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -46,7 +47,10 @@ export interface WriteResult {
   readonly lastUpdated?: string;
   /** The stored version (undefined for deletions). */
   readonly resource?: Resource;
-  /** True when nothing was written (If-None-Exist matched, delete of a deleted resource). */
+  /**
+   * True when nothing was written: If-None-Exist matched, delete of a deleted resource, or an
+   * update that would store what is already stored (the current version is the result).
+   */
   readonly noop: boolean;
 }
 
@@ -341,6 +345,36 @@ async function rewriteReferences(q: Queryable, p: Planned, maps: ReferenceMaps):
   }
 }
 
+/** Resource types whose update has an effect beyond its content (a Subscription PUT restarts delivery). */
+const ALWAYS_STORED: ReadonlySet<string> = new Set(['Subscription']);
+
+/** The content of a version as it is stored, without the version's own meta.versionId and lastUpdated. */
+function contentOf(resource: Resource): unknown {
+  const copy = JSON.parse(JSON.stringify(resource)) as Resource;
+  if (copy.meta) {
+    delete copy.meta.versionId;
+    delete copy.meta.lastUpdated;
+  }
+  return copy;
+}
+
+/**
+ * An update (PUT or PATCH) that would store exactly what is stored: the same content, and the
+ * same source and tags, which the write path stamped before this is asked. FHIR lets a server keep
+ * the version then; each HL7 result message sends its patient and visit again, and storing them
+ * again would make a version, index rows, a subscription notification and an identity linking
+ * run for nothing.
+ */
+function isUnchanged(p: Planned, workflow: WorkflowHook | undefined): boolean {
+  const { req, current, resource } = p;
+  if ((req.method !== 'PUT' && req.method !== 'PATCH') || !current || current.deleted || !resource) return false;
+  if (ALWAYS_STORED.has(req.type)) return false;
+  const stored = parseStored(current);
+  // A write the workflow owns (a referral Task) is its step to take, changed or not.
+  if (workflow?.owns(req.type, stored, resource)) return false;
+  return isDeepStrictEqual(contentOf(resource), contentOf(stored));
+}
+
 /** A transaction may touch each resource once (FHIR: overlapping identities fail the transaction). */
 function checkOverlap(plan: Planned[]): void {
   const seen = new Map<string, Planned>();
@@ -391,19 +425,19 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
   for (const p of ordered) await step(() => rewriteReferences(q, p, maps), p);
 
   const lastUpdated = new Date().toISOString();
-  const writing = ordered.filter((p) => !p.result);
+  const planned = ordered.filter((p) => !p.result);
   await deps.hooks?.beforeStore(
     q,
     ctx,
-    writing.map((p) => ({ type: p.req.type, id: p.id as string, method: p.req.method, resource: p.resource })),
+    planned.map((p) => ({ type: p.req.type, id: p.id as string, method: p.req.method, resource: p.resource })),
   );
-  for (const p of writing) {
+  for (const p of planned) {
     if (!p.resource) continue;
     const versionId = (p.current?.versionId ?? 0) + 1;
     p.resource.meta = { ...(p.resource.meta ?? {}), versionId: String(versionId), lastUpdated };
   }
 
-  const local = new Map(writing.filter((p) => p.resource).map((p) => [`${p.req.type}/${p.id}`, p.resource as Resource]));
+  const local = new Map(planned.filter((p) => p.resource).map((p) => [`${p.req.type}/${p.id}`, p.resource as Resource]));
   const resolver = async (reference: string): Promise<Resource | undefined> => {
     const key = reference.replace(/\/_history\/.*$/, '');
     if (local.has(key)) return local.get(key);
@@ -414,7 +448,7 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
   };
   if (deps.workflow) {
     const workflow = deps.workflow;
-    const owned = writing.filter((p) => workflow.types.has(p.req.type));
+    const owned = planned.filter((p) => workflow.types.has(p.req.type));
     if (owned.length > 0) {
       const gateway: RequestContext = { ...ctx, scopes: undefined, institution: undefined, subordinates: undefined };
       await workflow.check(
@@ -426,7 +460,13 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
       );
     }
   }
-  if (deps.identity) for (const p of writing) if (p.resource?.resourceType === 'Patient') deps.identity.prepare(p.resource);
+  if (deps.identity) for (const p of planned) if (p.resource?.resourceType === 'Patient') deps.identity.prepare(p.resource);
+  const unchanged = planned.filter((p) => isUnchanged(p, deps.workflow));
+  for (const p of unchanged) {
+    const row = p.current as StoredRow;
+    p.result = { status: 200, type: p.req.type, id: p.id, versionId: row.versionId, lastUpdated: row.lastUpdated, resource: parseStored(row), noop: true };
+  }
+  const writing = planned.filter((p) => !p.result);
   for (const p of writing) {
     if (p.resource) await step(() => deps.validator.assertValid(p.resource as Resource, resolver), p);
   }
@@ -464,6 +504,10 @@ export async function executeWrites(q: Queryable, requests: readonly WriteReques
       resources: [`${p.req.type}/${p.id}/_history/${versionId}`],
       patients: subject ? patientsOf(subject) : [],
     });
+  }
+  // An unchanged update is still the client's update: audited against the version it left current.
+  for (const p of unchanged) {
+    audits.push({ interaction: 'update', outcome: '0', resources: [`${p.req.type}/${p.id}/_history/${p.result?.versionId}`], patients: p.resource ? patientsOf(p.resource) : [] });
   }
   await recordAccess(q, ctx, audits);
   if (writing.length > 0) {

@@ -93,8 +93,9 @@ for (const backend of BACKENDS) {
 
     t.test('If-Match version checks', async (t) => {
       const c = (await app.inject({ method: 'POST', url: '/fhir/Patient', headers: FHIR_HEADERS, payload: patient('C1') })).json() as Patient;
-      const ok = await app.inject({ method: 'PUT', url: `/fhir/Patient/${c.id}`, headers: { ...FHIR_HEADERS, 'if-match': 'W/"1"' }, payload: c });
+      const ok = await app.inject({ method: 'PUT', url: `/fhir/Patient/${c.id}`, headers: { ...FHIR_HEADERS, 'if-match': 'W/"1"' }, payload: { ...c, gender: 'female' } });
       t.equal(ok.statusCode, 200);
+      t.equal(ok.headers.etag, 'W/"2"');
       const before = await counts(ta);
       const stale = await app.inject({ method: 'PUT', url: `/fhir/Patient/${c.id}`, headers: { ...FHIR_HEADERS, 'if-match': 'W/"1"' }, payload: c });
       t.equal(stale.statusCode, 412);
@@ -102,6 +103,25 @@ for (const backend of BACKENDS) {
       t.same(await counts(ta), before, 'nothing written');
       const badHeader = await app.inject({ method: 'PUT', url: `/fhir/Patient/${c.id}`, headers: { ...FHIR_HEADERS, 'if-match': 'nonsense' }, payload: c });
       t.equal(badHeader.statusCode, 400);
+    });
+
+    t.test('an update that changes nothing keeps the version, writes no history, and is audited', async (t) => {
+      const e = (await app.inject({ method: 'POST', url: '/fhir/Patient', headers: FHIR_HEADERS, payload: patient('E1') })).json() as Patient;
+      const before = await counts(ta);
+      const same = await app.inject({ method: 'PUT', url: `/fhir/Patient/${e.id}`, headers: FHIR_HEADERS, payload: { ...e, meta: undefined } });
+      t.equal(same.statusCode, 200);
+      t.equal(same.headers.etag, 'W/"1"', 'still version 1');
+      t.equal((same.json() as Patient).meta?.lastUpdated, e.meta?.lastUpdated, 'the stored version is the answer');
+      const after = await counts(ta);
+      t.equal(after.versions, before.versions, 'no version written');
+      t.equal(after.audit, before.audit + 1, 'the update is audited');
+      const history = (await app.inject({ method: 'GET', url: `/fhir/Patient/${e.id}/_history`, headers: FHIR_HEADERS })).json() as { entry?: unknown[] };
+      t.equal(history.entry?.length, 1, 'one version in the history');
+      const changed = await app.inject({ method: 'PUT', url: `/fhir/Patient/${e.id}`, headers: FHIR_HEADERS, payload: { ...e, birthDate: '1975-06-02' } });
+      t.equal(changed.headers.etag, 'W/"2"', 'a change is a new version');
+      const patchSame = await app.inject({ method: 'PATCH', url: `/fhir/Patient/${e.id}`, headers: { ...FHIR_HEADERS, 'content-type': 'application/json-patch+json' }, payload: [{ op: 'replace', path: '/birthDate', value: '1975-06-02' }] });
+      t.equal(patchSame.statusCode, 200);
+      t.equal(patchSame.headers.etag, 'W/"2"', 'a patch that changes nothing keeps the version too');
     });
 
     t.test('Prefer return=minimal and return=OperationOutcome', async (t) => {

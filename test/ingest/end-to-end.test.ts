@@ -45,5 +45,12 @@ for (const backend of BACKENDS) {
     const second = await f.pipeline.handleMessage(Buffer.from(copy), MLLP);
     t.equal(ackOf(second.ack).code, 'AA', 'a resend under a new control id updates in place');
     t.equal(await f.count(`resource WHERE type = 'Observation'`), 1);
+    // Nothing in it changed: no new version of the patient, the order, the report or the result.
+    const { rows } = await f.tdb.db.query<{ type: string; version_id: number }>(`SELECT type, version_id FROM resource WHERE type IN ('Patient', 'ServiceRequest', 'DiagnosticReport', 'Observation') ORDER BY type`);
+    t.same(rows.map((r) => [r.type, Number(r.version_id)]), [['DiagnosticReport', 1], ['Observation', 1], ['Patient', 1], ['ServiceRequest', 1]]);
+    const third = await f.pipeline.handleMessage(Buffer.from(msg.replace('E2E-ORU-1', 'E2E-ORU-3').replace('||5.6|', '||5.9|')), MLLP);
+    t.equal(ackOf(third.ack).code, 'AA');
+    const { rows: after } = await f.tdb.db.query<{ version_id: number }>(`SELECT version_id FROM resource WHERE type = 'Observation'`);
+    t.equal(Number(after[0].version_id), 2, 'a changed value is a new version');
   });
 }
