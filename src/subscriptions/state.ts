@@ -255,8 +255,8 @@ export function stateWithPendingSql(where: string): string {
 /** Counts for /metrics: subscriptions by status, and events not yet delivered (numbered or not). */
 export async function stateCounts(q: Queryable): Promise<{ byStatus: Record<string, number>; backlog: number }> {
   const { rows } = await q.query<{ status: string; n: number; backlog: number }>(
-    `SELECT s.status, count(*)::int AS n, COALESCE(sum(c.events_count + COALESCE(p.pending, 0) - s.delivered_through), 0)::bigint AS backlog
-       FROM subscription_state s JOIN subscription_counter c USING (id) LEFT JOIN (${UNNUMBERED}) p USING (id) GROUP BY s.status`,
+    `SELECT status, count(*)::int AS n, COALESCE(sum(events_count + pending - delivered_through), 0)::bigint AS backlog
+       FROM (${stateWithPendingSql('true')}) s GROUP BY status`,
   );
   const byStatus: Record<string, number> = {};
   let backlog = 0;
