@@ -74,7 +74,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const hl7Mappings = loadMappings(config.hl7MappingsDir);
   // Referral messages (REF^I12/I13/I14, RRI^I12) join the referral workflow after mapping.
   // Reading reports (ORU^R01 answering a reading request) close the request after mapping.
-  const hl7Map = readingMap(referralMap(engineMap(hl7Mappings, standardCodings(deps.fhir.terminology)), {
+  const hl7Map = readingMap(referralMap(engineMap(hl7Mappings, standardCodings(deps.fhir.terminology, { countUnmapped: true })), {
     db: deps.db,
     senders,
     rules: LevelRules.load(config.referralLevelsFile),
@@ -92,7 +92,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   app.decorate('ingest', ingest);
   app.addHook('onClose', async () => ingest.stop());
-  const extract = { db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology) };
+  const extract = { db: deps.db, fhir: deps.fhir, mappings: loadExtractMappings(config.extractMappingsDir), translate: standardCodings(deps.fhir.terminology, { countUnmapped: true }) };
   const clients = app.auth.clients;
   await app.register(ingestRoutes, {
     prefix: '/ingest',

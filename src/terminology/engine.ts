@@ -176,7 +176,8 @@ export class Terminology {
     return c;
   }
 
-  private countUnmapped(system: string, code: string): void {
+  /** Counts a local (system, code) met without a mapping (see unmappedCount). */
+  countUnmapped(system: string, code: string): void {
     let k = key(system, code);
     if (!this.unmapped.has(k) && this.unmapped.size >= MAX_UNMAPPED_KEYS) {
       code = OTHER_CODE;

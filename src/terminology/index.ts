@@ -24,7 +24,7 @@ export {
   type LocalDomain,
 } from './systems.js';
 
-export { standardCodings } from './standard.js';
+export { standardCodings, type StandardCodingsOptions } from './standard.js';
 
 /** Loads and checks every ConceptMap of `dir` and indexes them. Throws TerminologyLoadError. */
 export async function loadTerminology(dir: string): Promise<Terminology> {

@@ -12,6 +12,7 @@ import {
   localCodeSystem,
   parseLocalCodeSystem,
   registerTerminologyMetrics,
+  standardCodings,
   Terminology,
   TerminologyLoadError,
   LOINC_SYSTEM,
@@ -183,6 +184,20 @@ t.test('standardize keeps the local coding and adds the standard one', async (t)
   t.same(term.standardize({ text: 'no codings' }), { text: 'no codings' });
   t.same(term.standardize({ coding: [{ system: LOINC_SYSTEM, code: '718-7' }] }).coding?.length, 1, 'a standard coding is left alone');
   t.equal(term.unmappedCount(LOINC_SYSTEM, '718-7'), 0, 'and is not counted as unmapped');
+});
+
+t.test('standardCodings counts a local code without a mapping only when asked to', async (t) => {
+  const term = await loadTerminology(DIR);
+  const lookup = standardCodings(term);
+  const feed = standardCodings(term, { countUnmapped: true });
+  t.same(lookup({ system: COUNTY_LAB, code: 'NOPE' }), []);
+  t.equal(term.unmappedCount(COUNTY_LAB, 'NOPE'), 0, 'a lookup (mutual recognition) counts nothing');
+  t.same(feed({ system: COUNTY_LAB, code: 'NOPE' }), []);
+  t.equal(term.unmappedCount(COUNTY_LAB, 'NOPE'), 1, 'a feed counts it');
+  feed({ system: 'http://loinc.org', code: '0000-0' });
+  t.equal(term.unmappedCount('http://loinc.org', '0000-0'), 0, 'a standard code is not a local code to map');
+  t.ok(feed({ system: COUNTY_LAB, code: 'HBA1C' }).length > 0);
+  t.equal(term.unmappedCount(COUNTY_LAB, 'HBA1C'), 0, 'a mapped code is not counted');
 });
 
 t.test('unmapped codes are counted, capped, and exported as a metric', async (t) => {

@@ -129,6 +129,8 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
   const { db, fhir } = deps;
   const { job, mapping, ctx } = input;
   const rowCtx: RowContext = { institution: ctx.institution, ...(deps.translate ? { translate: deps.translate } : {}) };
+  /** For a row's business key alone: no terminology lookup (the key does not depend on it, and an unmapped code is counted when the row is written). */
+  const keyCtx: RowContext = { institution: ctx.institution };
   const repo = fhir.repository;
   const counts = { read: 0, stored: 0, rejected: 0 };
   /** MRN → `Patient/id`, learnt from committed batches. */
@@ -238,7 +240,7 @@ export async function runExtract(deps: ExtractDeps, input: ExtractInput, body: R
     for (const { row } of batch) {
       const mrn = String(row.mrn);
       if (!patients.has(mrn)) keys.add(`Patient|${mrn}`);
-      keys.add(rowEntries(mapping.kind, row, rowCtx, '').entry.request?.url ?? '');
+      keys.add(rowEntries(mapping.kind, row, keyCtx, '').entry.request?.url ?? '');
     }
     return keys;
   };
