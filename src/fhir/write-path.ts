@@ -348,14 +348,13 @@ async function rewriteReferences(q: Queryable, p: Planned, maps: ReferenceMaps):
 /** Resource types whose update has an effect beyond its content (a Subscription PUT restarts delivery). */
 const ALWAYS_STORED: ReadonlySet<string> = new Set(['Subscription']);
 
-/** The content of a version as it is stored, without the version's own meta.versionId and lastUpdated. */
-function contentOf(resource: Resource): unknown {
-  const copy = JSON.parse(JSON.stringify(resource)) as Resource;
-  if (copy.meta) {
-    delete copy.meta.versionId;
-    delete copy.meta.lastUpdated;
+/** `resource` (a copy of its own) without the version's meta.versionId and lastUpdated. */
+function withoutVersion(resource: Resource): Resource {
+  if (resource.meta) {
+    delete resource.meta.versionId;
+    delete resource.meta.lastUpdated;
   }
-  return copy;
+  return resource;
 }
 
 /**
@@ -372,7 +371,9 @@ function isUnchanged(p: Planned, workflow: WorkflowHook | undefined): boolean {
   const stored = parseStored(current);
   // A write the workflow owns (a referral Task) is its step to take, changed or not.
   if (workflow?.owns(req.type, stored, resource)) return false;
-  return isDeepStrictEqual(contentOf(resource), contentOf(stored));
+  // The new version as it would be stored (JSON drops undefined members), against the stored one
+  // as parsed (already a copy).
+  return isDeepStrictEqual(withoutVersion(JSON.parse(JSON.stringify(resource)) as Resource), withoutVersion(stored));
 }
 
 /** A transaction may touch each resource once (FHIR: overlapping identities fail the transaction). */

@@ -266,7 +266,7 @@ function textAttachment(_n: Node | undefined, args: FnArgs): unknown {
  * Where R4 has no Observation.valueAttachment, the v2-to-FHIR IG carries an OBX-5 of type ED or RP in
  * R5's element as a cross-version extension (its OBX[Observation] map, URL as written there).
  */
-export const OBSERVATION_ATTACHMENT_EXTENSION = 'https://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment';
+const OBSERVATION_ATTACHMENT_EXTENSION = 'https://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment';
 
 /** HL7 table 0291 data subtypes (and the PDF/PNG senders use) to MIME types. */
 const SUBTYPE_MIME: Readonly<Record<string, string>> = {
