@@ -13,7 +13,7 @@ export const ENTRIES_METRIC = 'gateway_terminology_mapped_codes';
 export function registerTerminologyMetrics(registry: Registry, terminology: Terminology): void {
   const unmapped = new Counter({
     name: UNMAPPED_METRIC,
-    help: 'Local codes met by standardize with no mapping to a standard code system, by system and code.',
+    help: 'Local codes the feeds (HL7 v2, HIS extracts) stored with no mapping to a standard code system, by system and code.',
     labelNames: ['system', 'code'] as const,
     registers: [registry],
   });
